@@ -1,0 +1,59 @@
+# The project's commands. `make up` brings the service up on this machine; `make test` runs every
+# test (and is exactly what CI runs). See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Debian's configurable-http-proxy finds its modules there when `node` is not Debian's own.
+export NODE_PATH := /usr/share/nodejs
+
+.PHONY: help
+help: ## List the commands.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: host-deps
+host-deps: ## Install the Debian packages that building and testing need (idempotent).
+	scripts/install-host-deps
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the pinned toolchain and the orchestrator.
+$(VENV)/.installed: requirements-dev.txt orchestrator/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: images
+images: host-deps venv ## Build the Debian base and the slim workshop image (reuses fresh ones).
+	ansible-playbook playbooks/images.yml
+
+.PHONY: images-full
+images-full: host-deps venv ## Build the full workshop image: Python, R and Octave kernels.
+	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
+
+.PHONY: lint
+lint: venv ## ruff, yamllint and ansible-lint (production profile).
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	ansible-lint
+
+.PHONY: test
+test: host-deps venv images lint ## Run every test: unit, integration, Molecule scenarios.
+	scripts/run-tests
+
+.PHONY: up
+up: host-deps venv images ## Bring the service up on this machine and print its URL.
+	scripts/dev-up
+
+.PHONY: bench
+bench: host-deps venv images ## Run the benchmarks and print their tables.
+	python bench/run.py
+
+.PHONY: clean
+clean: ## Remove every container, network and image that tests and `make up` left behind.
+	scripts/clean-test-leftovers
