@@ -36,7 +36,8 @@ images-full: host-deps venv ## Build the full workshop image: Python, R and Octa
 	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
 
 .PHONY: lint
-lint: venv ## ruff, yamllint and ansible-lint (production profile).
+lint: venv ## ruff, yamllint, ansible-lint (production profile), argument_specs = defaults.
+	scripts/check-role-specs
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
