@@ -1,0 +1,57 @@
+"""A wrong value stops a role before it changes anything, with a message that names the variable."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+SCENARIO = pathlib.Path(__file__).resolve().parent.parent
+
+CASES = [
+    ("tmpnb", {"tmpnb_pool_size": "ten"}, "tmpnb_pool_size"),
+    ("tmpnb", {"tmpnb_mem_limit": "lots"}, "tmpnb_mem_limit"),
+    ("tmpnb", {"tmpnb_port": 70000}, "tmpnb_port"),
+    ("tmpnb", {"tmpnb_image": "molecule-nbsrv-missing:none"}, "tmpnb_image"),
+    ("tmpnb", {"tmpnb_pool_size": 500, "tmpnb_mem_limit": "1g"}, "tmpnb_pool_size x tmpnb_mem_"),
+    ("tmpnb", {"tmpnb_cull_period": 7200}, "tmpnb_cull_period"),
+    ("proxy", {"proxy_public_port": 70000}, "proxy_public_port"),
+    ("proxy", {"proxy_api_port": 8000}, "proxy_api_port"),
+    ("docker_engine", {"docker_engine_network_bridge": "far-too-long-name"}, "_network_bridge"),
+]
+
+
+def run_role(role, extra_vars):
+    env = dict(os.environ)
+    env["ANSIBLE_ROLES_PATH"] = str(SCENARIO.parent.parent / "roles")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"  # Molecule turns colours on, and they split the recap
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "--inventory",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(SCENARIO / "bad-input.yml"),
+            "--extra-vars",
+            json.dumps({"notebook_server_role_under_test": role, **extra_vars}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("role", "extra_vars", "named"), CASES, ids=[c[2] for c in CASES])
+def test_bad_value_fails_before_any_change(role, extra_vars, named):
+    result = run_role(role, extra_vars)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    output = " ".join(text.split())  # undo the callback's line wrapping
+    assert result.returncode != 0, output[-2000:]
+    assert named in output, output[-2000:]
+    recap = re.search(r"changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", output)
+    assert recap, output[-2000:]
+    assert recap.groups() == ("0", "1"), output[-2000:]

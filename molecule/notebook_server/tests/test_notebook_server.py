@@ -1,0 +1,267 @@
+"""The notebook server as a visitor and an operator see it: systemd units, ports, a live notebook.
+
+Runs against the Molecule test host (a real systemd host with its own Docker engine). HTTP goes from
+the controller to the host's address, as a visitor's browser would; what only the host can see
+(systemd, files, the inner engine) goes through testinfra.
+"""
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+import websocket
+
+PROXY_UNIT = "configurable-http-proxy.service"
+ORCHESTRATOR_UNIT = "tmpnb.service"
+PUBLIC_PORT = 8000
+API_PORT = 8001
+ENV_FILE = "/etc/configurable-http-proxy/auth.env"  # holds the proxy's API token
+NETWORK = "tmpnb-notebooks"
+
+
+@pytest.fixture(scope="module")
+def address(host):
+    return host.interface("eth0").addresses[0]
+
+
+@pytest.fixture(scope="module")
+def public_url(address):
+    return f"http://{address}:{PUBLIC_PORT}"
+
+
+def wait_for(check, timeout=90.0, interval=1.0):
+    """Call check() until it returns something true; fail with its last error after timeout s."""
+    deadline = time.monotonic() + timeout
+    error = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (requests.RequestException, OSError, AssertionError, KeyError) as exc:
+            error = exc
+        time.sleep(interval)
+    pytest.fail(f"not ready after {timeout:.0f}s: {error!r}")
+
+
+class Notebook:
+    """One visitor's notebook reached through the proxy, as a browser would."""
+
+    def __init__(self, public_url, final_url):
+        path, _, query = final_url.partition("?")
+        self.base = path.rsplit("/", 1)[0]  # http://host:8000/user/<id>
+        self.token = dict(part.split("=", 1) for part in query.split("&") if part)["token"]
+        self.public_url = public_url
+
+    @property
+    def headers(self):
+        return {"Authorization": f"token {self.token}"}
+
+    def api(self, method, path, **kwargs):
+        response = requests.request(
+            method, f"{self.base}/api/{path}", headers=self.headers, timeout=10, **kwargs
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def start_kernel(self):
+        return self.api("POST", "kernels", json={"name": "python3"})["id"]
+
+    def execute(self, kernel_id, code, timeout=60):
+        """Run code in the kernel over its websocket; return what it printed."""
+        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+        connection = websocket.create_connection(ws_url, header=self.headers, timeout=timeout)
+        try:
+            msg_id = uuid.uuid4().hex
+            connection.send(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "username": "test",
+                            "session": uuid.uuid4().hex,
+                            "msg_type": "execute_request",
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "content": {"code": code, "silent": False},
+                        "channel": "shell",
+                    }
+                )
+            )
+            output = ""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                message = json.loads(connection.recv())
+                if message.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if message["msg_type"] == "stream":
+                    output += message["content"]["text"]
+                if message["msg_type"] == "error":
+                    pytest.fail(f"the kernel raised: {message['content']['ename']}")
+                if (
+                    message["msg_type"] == "status"
+                    and message["content"]["execution_state"] == "idle"
+                ):
+                    return output
+            pytest.fail("the kernel did not finish in time")
+        finally:
+            connection.close()
+
+    def is_served(self):
+        """The notebook server itself answers (not the orchestrator's 'reconnecting' page)."""
+        response = requests.get(f"{self.base}/api/status", headers=self.headers, timeout=10)
+        return response.status_code == 200 and "started" in response.json()
+
+
+@pytest.fixture(scope="module")
+def visitor(public_url):
+    """A visitor who clicked the workshop link: a notebook with a kernel holding some state."""
+    landing = requests.get(public_url + "/", timeout=10)
+    assert landing.status_code == 200
+    assert "/spawn" in landing.text  # the page's script asks for the notebook
+    spawned = wait_for(
+        lambda: (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok and r, timeout=120
+    )
+    assert "/user/" in spawned.url and "token=" in spawned.url
+    notebook = Notebook(public_url, spawned.url)
+    kernel_id = notebook.start_kernel()
+    assert notebook.execute(kernel_id, "answer = 6 * 7\nprint(answer)").strip() == "42"
+    return notebook, kernel_id
+
+
+def assert_visitor_still_there(visitor):
+    """The same kernel (with its state) answers through the proxy: nothing was lost."""
+    notebook, kernel_id = visitor
+    wait_for(notebook.is_served)
+    assert notebook.execute(kernel_id, "print(answer + 1)").strip() == "43"
+
+
+@pytest.mark.parametrize("unit", ["docker.service", PROXY_UNIT, ORCHESTRATOR_UNIT])
+def test_unit_is_active_and_enabled(host, unit):
+    service = host.service(unit)
+    assert service.is_running
+    assert service.is_enabled
+
+
+@pytest.mark.parametrize("unit,user", [(PROXY_UNIT, "chp"), (ORCHESTRATOR_UNIT, "tmpnb")])
+def test_unit_runs_hardened_as_its_own_user(host, unit, user):
+    properties = host.service(unit).systemd_properties
+    assert properties["User"] == user
+    assert properties["NoNewPrivileges"] == "yes"
+    assert properties["ProtectSystem"] == "strict"
+    assert properties["ProtectHome"] == "yes"
+    assert properties["PrivateTmp"] == "yes"
+    assert properties["Restart"] == "on-failure"
+    main_pid = properties["MainPID"]
+    assert host.check_output(f"ps -o user= -p {main_pid}").strip() == user
+
+
+def test_orchestrator_is_ordered_after_docker_and_the_proxy(host):
+    after = host.service(ORCHESTRATOR_UNIT).systemd_properties["After"].split()
+    assert "docker.service" in after
+    assert PROXY_UNIT in after
+
+
+def test_token_file_is_root_only(host):
+    token_file = host.file(ENV_FILE)
+    assert token_file.user == "root"
+    assert token_file.group == "root"
+    assert token_file.mode == 0o600
+    # grep's pattern: the value itself never reaches the test's output.
+    assert token_file.contains(r"^CONFIGPROXY_AUTH_TOKEN=[A-Za-z0-9._~-]\{32,\}$")
+
+
+def test_public_port_answers(public_url):
+    assert requests.get(public_url + "/api/stats", timeout=10).json()["capacity"] == 3
+
+
+def test_api_port_listens_on_loopback_only(host, address):
+    assert host.socket(f"tcp://127.0.0.1:{API_PORT}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{API_PORT}").is_listening
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://{address}:{API_PORT}/api/routes", timeout=5)
+
+
+def test_api_answers_on_loopback_with_the_token(host):
+    # The token is read on the host and never leaves it: curl gets it from the environment file.
+    status = f"curl -s -o /dev/null -w %{{http_code}} http://127.0.0.1:{API_PORT}/api/routes"
+    with_token = f'. {ENV_FILE}; {status} -H "Authorization: token $CONFIGPROXY_AUTH_TOKEN"'
+    assert host.check_output("sh -c %s", with_token) == "200"
+    assert host.check_output(status) == "403"
+
+
+def test_visitor_lands_in_a_live_notebook(visitor):
+    assert_visitor_still_there(visitor)
+
+
+def _pool_container(host):
+    """A warm container nobody holds yet: a stand-in for another visitor's notebook."""
+
+    def first_pooled():
+        names = host.check_output(
+            "docker ps --filter label=tmpnb.state=pooled --format '{{.Names}}'"
+        ).split()
+        return names and names[0]
+
+    return wait_for(first_pooled)
+
+
+def _probe(host, container, target, port):
+    """From inside a notebook container: 'open', or why the connection failed."""
+    script = (
+        "import socket\n"
+        "s = socket.socket(); s.settimeout(3)\n"
+        "try:\n"
+        f"    s.connect(({target!r}, {port})); print('open')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    return host.check_output("docker exec %s python3 -c %s", container, script)
+
+
+def test_containers_cannot_reach_the_host_except_the_public_port(host, visitor):
+    container = _pool_container(host)
+    gateway = host.check_output(
+        f"docker network inspect -f '{{{{(index .IPAM.Config 0).Gateway}}}}' {NETWORK}"
+    )
+    assert _probe(host, container, gateway, PUBLIC_PORT) == "open"
+    assert _probe(host, container, gateway, API_PORT) != "open"
+    assert _probe(host, container, gateway, 9999) != "open"  # the orchestrator
+
+
+def test_containers_cannot_reach_the_metadata_address(host, visitor):
+    assert _probe(host, _pool_container(host), "169.254.169.254", 80) != "open"
+
+
+def test_containers_cannot_reach_each_other(host, visitor):
+    notebook, _ = visitor
+    visitor_ip = host.check_output(
+        "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "
+        f"$(docker ps -q --filter label=tmpnb.path={notebook.base.rsplit('/', 1)[1]})"
+    )
+    assert _probe(host, _pool_container(host), visitor_ip, 8888) != "open"
+
+
+@pytest.mark.parametrize("unit", [PROXY_UNIT, ORCHESTRATOR_UNIT])
+def test_restart_keeps_the_visitors_notebook(host, visitor, unit):
+    host.check_output(f"systemctl restart {unit}")
+    assert host.service(unit).is_running
+    assert_visitor_still_there(visitor)
+
+
+@pytest.mark.parametrize("unit", [PROXY_UNIT, ORCHESTRATOR_UNIT])
+def test_kill_9_is_followed_by_a_working_service(host, visitor, unit):
+    old_pid = host.service(unit).systemd_properties["MainPID"]
+    host.check_output(f"kill -9 {old_pid}")
+    wait_for(
+        lambda: (
+            host.service(unit).systemd_properties["MainPID"] not in ("0", old_pid)
+            and host.service(unit).is_running
+        ),
+        timeout=30,
+    )
+    assert_visitor_still_there(visitor)

@@ -1,0 +1,170 @@
+"""Start-up and shutdown: validate, check Docker and the proxy, adopt, serve, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker.errors as docker_errors
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from orchestrator import __version__, handlers
+from orchestrator.config import Config, ConfigError, help_text, parse
+from orchestrator.docker_backend import DockerBackend, DockerError
+from orchestrator.events import log_event, setup_logging
+from orchestrator.metrics import Metrics
+from orchestrator.model import LABEL_POOL
+from orchestrator.pool import Pool
+from orchestrator.proxy import ProxyClient, ProxyError
+
+PROG = "tmpnb-orchestrator"
+TEMPLATES = str(Path(__file__).parent / "templates")
+
+
+class StartupError(Exception):
+    """Something the orchestrator needs is missing; nothing was started."""
+
+
+def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Application:
+    return web.Application(
+        [
+            (r"/", handlers.LoadingHandler),
+            (r"/spawn/?(.*)", handlers.SpawnHandler),
+            (r"/api/spawn/?", handlers.ApiSpawnHandler),
+            (r"/api/stats/?", handlers.StatsHandler),
+            (r"/user/([^/]+)(?:/(.*))?", handlers.UserHandler),
+            (r"/robots\.txt", handlers.RobotsHandler),
+        ],
+        default_handler_class=handlers.NotFoundHandler,
+        template_path=TEMPLATES,
+        pool=pool,
+        config=config,
+        metrics=metrics,
+        api_token=config.api_token,
+        xsrf_cookies=False,  # no forms and no cookies: nothing to forge
+    )
+
+
+def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Application:
+    return web.Application(
+        [
+            (r"/api/pool/?", handlers.AdminPoolHandler),
+            (r"/api/stats/?", handlers.AdminStatsHandler),
+            (r"/metrics", handlers.MetricsHandler),
+        ],
+        default_handler_class=handlers.NotFoundHandler,
+        template_path=TEMPLATES,
+        pool=pool,
+        config=config,
+        metrics=metrics,
+        admin_token=config.admin_token,
+    )
+
+
+async def serve(config: Config) -> None:
+    AsyncHTTPClient.configure(None, max_clients=256)
+    pool_name = config.effective_pool_name
+    version = "auto" if config.negotiate_docker_version else config.docker_version
+    docker = DockerBackend(
+        max_workers=config.max_dock_workers,
+        version=version,
+        container_port=config.container_port,
+        container_ip=config.container_ip,
+        network=config.docker_network,
+        host_network=config.host_network,
+    )
+    proxy = ProxyClient(config.proxy_endpoint, config.proxy_token, pool_name)
+    try:
+        api_version = await docker.check(config.image)
+        await proxy.check()
+    except (DockerError, ProxyError) as error:
+        docker.close()
+        raise StartupError(str(error)) from None
+    if config.negotiate_docker_version and config.docker_version != "auto":
+        log_event(
+            "docker-version",
+            requested=config.docker_version,
+            using=api_version,
+            why="docker-py speaks API 1.24 and later, so the version was negotiated",
+        )
+    try:
+        public_sockets = bind_sockets(config.port, config.ip)
+        admin_sockets = bind_sockets(config.admin_port, config.admin_ip)
+    except OSError as error:
+        docker.close()
+        raise StartupError(f"--port/--admin_port: cannot listen: {error.strerror}") from None
+
+    metrics = Metrics()
+    pool = Pool(config, docker, proxy, metrics)
+    if config.static_files:
+        try:
+            await docker.extract(
+                config.image, config.static_files, config.static_dump_path, {LABEL_POOL: pool_name}
+            )
+        except (DockerError, OSError, docker_errors.DockerException) as error:
+            docker.close()
+            raise StartupError(
+                f"--static_files: cannot extract {config.static_files}: {error}"
+            ) from None
+        log_event("static-files", source=config.static_files, destination=config.static_dump_path)
+    await pool.start()
+    servers = [
+        HTTPServer(make_public_app(config, pool, metrics), xheaders=True),
+        HTTPServer(make_admin_app(config, pool, metrics)),
+    ]
+    servers[0].add_sockets(public_sockets)
+    servers[1].add_sockets(admin_sockets)
+    if not config.admin_token:
+        log_event(
+            "warning",
+            logging.WARNING,
+            what=f"ADMIN_AUTH_TOKEN unset: admin API open on {config.admin_ip}:{config.admin_port}",
+        )
+    log_event(
+        "started",
+        pool=pool_name,
+        version=__version__,
+        docker_api=api_version,
+        image=config.image,
+        pool_size=config.pool_size,
+        listen=f"{config.ip}:{config.port}",
+        admin=f"{config.admin_ip}:{config.admin_port}",
+    )
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+
+    log_event("stopping", pool=pool_name, containers_left=len(pool.slots))
+    for server in servers:
+        server.stop()  # no new visitors
+    await pool.stop()  # containers stay for the next start to adopt
+    docker.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-h" in args:
+        print(help_text(PROG))
+        return 0
+    try:
+        config = parse(args)
+    except ConfigError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 2
+    setup_logging()
+    try:
+        asyncio.run(serve(config))
+    except StartupError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,467 @@
+"""Options: names, defaults, parsing and validation.
+
+Every option of tmpnb's `orchestrate.py` keeps its name and default, so existing command lines and
+systemd units keep working. Options come from an optional TOML file (`--config`) and the command
+line, which wins. Both `--pool_size=3` and `--pool-size=3` are accepted, as tornado.options did.
+
+Validation happens here, once, before anything is started: a bad value raises `ConfigError` whose
+message is the single line the program prints before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+# The notebook image's contract. {ip} is 0.0.0.0 inside the container's own network namespace,
+# and container_ip on the host network, so a host_network notebook is not exposed on every address.
+DEFAULT_COMMAND = "start-notebook --base-path={base_path} --port={port} --ip={ip} --token={token}"
+COMMAND_PLACEHOLDERS = ("base_path", "port", "ip", "token")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as the one line an operator needs to read."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: type  # str, int, float, bool or list (a comma-separated list of strings)
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None  # returns what the option accepts, or None
+
+
+def _at_least(minimum: float) -> Callable[[Any], str | None]:
+    def check(value: float) -> str | None:
+        return None if value >= minimum else f"a number >= {minimum:g}"
+
+    return check
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "a TCP port between 1 and 65535"
+
+
+def _matches(pattern: str, accepts: str) -> Callable[[Any], str | None]:
+    regex = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        return None if value is None or regex.fullmatch(value) else accepts
+
+    return check
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    ok = parts.scheme in ("http", "https") and parts.hostname and not parts.path.strip("/")
+    return None if ok else "an http(s)://host:port URL without a path"
+
+
+def _command(value: str) -> str | None:
+    return None if "{base_path}" in value else "a command containing the {base_path} placeholder"
+
+
+def host_binds(values: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Docker binds from host_directories entries.
+
+    tmpnb's form `/path[:r|rw]` mounts the host path at the same path; `/host:/container[:ro|rw]`
+    mounts it elsewhere. Read-write unless told otherwise, as in tmpnb.
+    """
+    modes = {"r": "ro", "ro": "ro", "w": "rw", "rw": "rw"}
+    binds = {}
+    for item in values:
+        parts = item.split(":")
+        mode = "rw"
+        if parts[-1] in modes and len(parts) > 1:
+            mode = modes[parts.pop()]
+        if len(parts) == 1:
+            parts.append(parts[0])
+        if len(parts) != 2 or not all(part.startswith("/") for part in parts):
+            raise ValueError(item)
+        binds[parts[0]] = {"bind": parts[1], "mode": mode}
+    return binds
+
+
+def _host_directories(values: list[str]) -> str | None:
+    try:
+        host_binds(values)
+    except ValueError:
+        return "comma-separated /host/path[:/container/path][:ro|rw] entries"
+    return None
+
+
+def _extra_hosts(values: list[str]) -> str | None:
+    ok = all(re.fullmatch(r"[A-Za-z0-9.-]+:[0-9A-Fa-f.:]+", item) for item in values)
+    return None if ok else "comma-separated hostname:ip entries"
+
+
+_SIZE = r"[0-9]+[bkmgBKMG]?"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+
+OPTIONS: tuple[Option, ...] = (
+    # --- tmpnb's README, same names and defaults ---
+    Option(
+        "allow_origin",
+        str,
+        None,
+        "Set the Access-Control-Allow-Origin header. Use '*' to allow any origin.",
+    ),
+    Option(
+        "command",
+        str,
+        DEFAULT_COMMAND,
+        "Command to run when booting the image; {base_path}, {port}, {ip}, {token} are replaced",
+        _command,
+    ),
+    Option(
+        "container_ip",
+        str,
+        "127.0.0.1",
+        "IP address for containers to bind to (host_network mode only)",
+    ),
+    Option("container_port", int, 8888, "Port for containers to bind to", _port),
+    Option("cpu_shares", int, None, "Limit CPU shares, per container", _at_least(2)),
+    Option("cull_period", float, 600, "Interval (s) for culling idle containers", _at_least(0.5)),
+    Option("cull_timeout", float, 3600, "Timeout (s) for culling idle containers", _at_least(1)),
+    Option(
+        "docker_version",
+        str,
+        "1.13",
+        "Version of the Docker API to use; below 1.24 (or 'auto') means negotiate",
+        _matches(r"auto|[0-9]+\.[0-9]+", "'auto' or an API version such as 1.41"),
+    ),
+    Option(
+        "image",
+        str,
+        "jupyter/minimal",
+        "Docker image to spawn for new users. Must be on the system already",
+    ),
+    Option(
+        "max_dock_workers", int, 2, "Maximum number of concurrent Docker API calls", _at_least(1)
+    ),
+    Option(
+        "mem_limit",
+        str,
+        "512m",
+        "Limit on memory, per container",
+        _matches(_SIZE, "a size such as 512m or 2g"),
+    ),
+    Option(
+        "pool_name",
+        str,
+        None,
+        "Name of this pool; its containers carry the label tmpnb.pool=<name> (None: tmpnb)",
+        _matches(_NAME, "letters, digits, '_', '.', '-' (max 63), starting with a letter or digit"),
+    ),
+    Option(
+        "pool_size",
+        int,
+        10,
+        "Capacity for containers on this system. Will be prelaunched at startup",
+        _at_least(1),
+    ),
+    Option("port", int, 9999, "Port for the main server to listen on", _port),
+    Option(
+        "redirect_uri",
+        str,
+        "/tree",
+        "URI to redirect users to upon initial notebook launch",
+        _matches(r"/[^\s]*", "a path starting with /"),
+    ),
+    Option(
+        "static_files",
+        str,
+        None,
+        "Static files to extract from the initial container launch (a path in the image)",
+        _matches(r"/[^\s]*", "an absolute path in the image"),
+    ),
+    # --- tmpnb's later options ---
+    Option("admin_ip", str, "127.0.0.1", "IP address for the admin server to listen on"),
+    Option("admin_port", int, 10000, "Port for the admin server to listen on", _port),
+    Option("allow_credentials", bool, None, "Set the Access-Control-Allow-Credentials header"),
+    Option("allow_headers", str, None, "Set the Access-Control-Allow-Headers header"),
+    Option("allow_methods", str, None, "Set the Access-Control-Allow-Methods header"),
+    Option(
+        "container_user",
+        str,
+        None,
+        "User to run containers as (default: the image's user)",
+        _matches(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", "a user name or uid[:gid]"),
+    ),
+    Option(
+        "cpu_quota",
+        int,
+        None,
+        "Limit CPU quota per container, in microseconds per 100 ms period (100000 = one CPU)",
+        _at_least(1000),
+    ),
+    Option(
+        "cull_max",
+        float,
+        14400,
+        "Maximum age (s) of a container, whatever its activity; 0 disables",
+        _at_least(0),
+    ),
+    Option(
+        "docker_network",
+        str,
+        None,
+        "Docker network the containers join (no host ports are published)",
+        _matches(_NAME, "a Docker network name"),
+    ),
+    Option(
+        "extra_hosts",
+        list,
+        [],
+        "Extra /etc/hosts entries for containers, comma-separated hostname:ip",
+        _extra_hosts,
+    ),
+    Option(
+        "host_directories",
+        list,
+        [],
+        "Host directories to mount, comma-separated /host:/container[:ro|rw]",
+        _host_directories,
+    ),
+    Option(
+        "host_network",
+        bool,
+        False,
+        "Run containers on the host network, each on its own free port from container_port up",
+    ),
+    Option(
+        "use_tokens",
+        bool,
+        False,
+        "Give each container a secret token (>= 128 bits) that its URL carries",
+    ),
+    Option("user_length", int, 12, "Length of the random /user/<id> path", _at_least(8)),
+    # --- this implementation ---
+    Option("config", str, None, "TOML file with options (the command line overrides it)"),
+    Option("ip", str, "127.0.0.1", "IP address for the main server to listen on"),
+    Option(
+        "pids_limit",
+        int,
+        512,
+        "Maximum number of processes and threads per container",
+        _at_least(16),
+    ),
+    Option(
+        "proxy_endpoint",
+        str,
+        "http://127.0.0.1:8001",
+        "configurable-http-proxy API URL (env CONFIGPROXY_ENDPOINT)",
+        _http_url,
+    ),
+    Option(
+        "proxy_public_url",
+        str,
+        "http://127.0.0.1:8000",
+        "configurable-http-proxy public URL, used to check readiness through the proxy",
+        _http_url,
+    ),
+    Option(
+        "ready_timeout",
+        float,
+        120,
+        "Seconds a new container has to answer through the proxy before it is replaced",
+        _at_least(1),
+    ),
+    Option(
+        "reconcile_period",
+        float,
+        2,
+        "Interval (s) for restoring routes and removing dead containers",
+        _at_least(0.2),
+    ),
+    Option(
+        "static_dump_path",
+        str,
+        "/srv/tmpnb/static",
+        "Host directory that --static_files are extracted into",
+        _matches(r"/[^\s]*", "an absolute path"),
+    ),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+SECRET_ENV = ("CONFIGPROXY_AUTH_TOKEN", "API_AUTH_TOKEN", "ADMIN_AUTH_TOKEN")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated options plus the secrets read from the environment."""
+
+    values: Mapping[str, Any]
+    proxy_token: str = field(repr=False)
+    api_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def effective_pool_name(self) -> str:
+        return self.values["pool_name"] or "tmpnb"
+
+    @property
+    def negotiate_docker_version(self) -> bool:
+        """docker-py 7 cannot speak API versions below 1.24 (tmpnb's default was 1.13)."""
+        version = self.values["docker_version"]
+        if version == "auto":
+            return True
+        major, minor = (int(part) for part in version.split("."))
+        return (major, minor) < (1, 24)
+
+
+def _convert(option: Option, raw: Any) -> Any:
+    """Turn a command-line string or a TOML value into the option's type, or raise ConfigError."""
+    accepts = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        list: "a comma-separated list",
+    }[option.kind]
+    try:
+        if option.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if option.kind is list:
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return [str(item).strip() for item in items if str(item).strip()]
+        if option.kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if option.kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{option.name}: got {raw!r}, expected {accepts}") from None
+
+
+def _parse_argv(argv: Sequence[str]) -> dict[str, Any]:
+    """`--name=value`, `--name value` and bare `--flag` for booleans; dashes or underscores."""
+    values: dict[str, Any] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"unexpected argument {arg!r}: options look like --name=value")
+        name, has_value, raw = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(f"--{name}: unknown option (see --help)")
+        if not has_value:
+            if option.kind is bool:
+                raw = "true"
+            elif args and not args[0].startswith("--"):
+                raw = args.pop(0)
+            else:
+                raise ConfigError(f"--{name}: needs a value (--{name}=...)")
+        values[name] = _convert(option, raw)
+    return values
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"--config: cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"--config: {path} is not valid TOML: {error}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None or name == "config":
+            raise ConfigError(f"--config: {path}: unknown option {key!r}")
+        values[name] = _convert(option, raw)
+    return values
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Build the validated Config from the command line, the config file and the environment."""
+    environ = os.environ if environ is None else environ
+    command_line = _parse_argv(argv)
+    values = {option.name: option.default for option in OPTIONS}
+    if "CONFIGPROXY_ENDPOINT" in environ:
+        values["proxy_endpoint"] = environ["CONFIGPROXY_ENDPOINT"]
+    if command_line.get("config"):
+        values.update(_read_file(command_line["config"]))
+    values.update(command_line)
+
+    for option in OPTIONS:
+        value = values[option.name]
+        if option.check is not None and value is not None:
+            accepts = option.check(value)
+            if accepts:
+                raise ConfigError(f"--{option.name}: got {value!r}, expected {accepts}")
+    _check_command(values["command"])
+    if values["host_network"] and values["docker_network"]:
+        raise ConfigError("--host_network and --docker_network: choose one, not both")
+
+    proxy_token = environ.get("CONFIGPROXY_AUTH_TOKEN", "")
+    if not proxy_token:
+        raise ConfigError("CONFIGPROXY_AUTH_TOKEN: not set; the proxy's API token is required")
+    return Config(
+        values=values,
+        proxy_token=proxy_token,
+        api_token=environ.get("API_AUTH_TOKEN") or None,
+        admin_token=environ.get("ADMIN_AUTH_TOKEN") or None,
+    )
+
+
+def _check_command(command: str) -> None:
+    """Every {placeholder} must be one we fill in, so a typo fails now, not at the first spawn."""
+    try:
+        render_command(command, base_path="/", port=1, ip="0.0.0.0", token="")  # noqa: S104
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(
+            f"--command: bad placeholder {error}; accepted: "
+            + ", ".join("{" + name + "}" for name in COMMAND_PLACEHOLDERS)
+        ) from None
+
+
+def render_command(template: str, *, base_path: str, port: int, ip: str, token: str) -> list[str]:
+    """The container's command as an argument list (never through a shell)."""
+    text = template.format(base_path=base_path, port=port, ip=ip, token=token)
+    return shlex.split(text)
+
+
+def help_text(prog: str = "tmpnb-orchestrator") -> str:
+    lines = [f"Usage: {prog} [OPTIONS]", "", "Options:"]
+    for option in sorted(OPTIONS, key=lambda o: o.name):
+        default = option.default
+        if option.kind is list:
+            default = ",".join(default) or "none"
+        lines.append(f"  --{option.name:<22} {option.help} (default {default})")
+    lines.append("  --help                   show this help information")
+    lines.append("")
+    lines.append(
+        "Environment: CONFIGPROXY_AUTH_TOKEN (required), CONFIGPROXY_ENDPOINT, DOCKER_HOST, "
+        "API_AUTH_TOKEN, ADMIN_AUTH_TOKEN"
+    )
+    return "\n".join(lines)

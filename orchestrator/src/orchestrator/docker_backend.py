@@ -1,0 +1,258 @@
+"""The Docker calls the orchestrator makes, run off the event loop.
+
+docker-py is blocking, so each call runs in a thread pool of `max_dock_workers` threads: the event
+loop keeps serving visitors while Docker is slow, and Docker never sees more than that many
+concurrent calls from us. Removing or stopping something that is already gone (404) or already
+being removed (409) counts as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from orchestrator.model import (
+    LABEL_CREATED,
+    LABEL_PATH,
+    LABEL_POOL,
+    LABEL_PORT,
+    TOKEN_ENV,
+    ContainerRecord,
+)
+from orchestrator.timeutil import parse_time
+
+log = logging.getLogger("tmpnb")
+T = TypeVar("T")
+
+
+class DockerError(Exception):
+    """A Docker call failed; the message names what and why."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one hardened notebook container."""
+
+    name: str
+    image: str
+    command: list[str]
+    labels: dict[str, str]
+    environment: dict[str, str] = field(repr=False)
+    mem_limit: str
+    pids_limit: int
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    user: str | None = None
+    network: str | None = None  # None with host_network False: Docker's default bridge
+    host_network: bool = False
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+
+
+class DockerBackend:
+    def __init__(
+        self,
+        *,
+        max_workers: int,
+        version: str,
+        container_port: int,
+        container_ip: str,
+        network: str | None,
+        host_network: bool,
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+        self._version = version
+        self._client: docker.DockerClient | None = None
+        self._max_workers = max_workers
+        self.container_port = container_port
+        self.container_ip = container_ip
+        self.network = network
+        self.host_network = host_network
+
+    async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(func, *args, **kwargs))
+
+    def _api(self) -> docker.APIClient:
+        if self._client is None:
+            self._client = docker.from_env(
+                version=self._version, timeout=60, max_pool_size=max(10, self._max_workers)
+            )
+        return self._client.api
+
+    async def check(self, image: str) -> str:
+        """Docker answers, the image is present and the network exists; returns the API version."""
+
+        def check() -> str:
+            try:
+                api = self._api()
+                api.ping()
+            except docker.errors.DockerException as error:
+                raise DockerError(f"cannot reach Docker: {error}") from None
+            try:
+                api.inspect_image(image)
+            except docker.errors.ImageNotFound:
+                raise DockerError(
+                    f"--image: {image} is not present on this Docker host (images are never pulled)"
+                ) from None
+            if self.network:
+                try:
+                    api.inspect_network(self.network)
+                except docker.errors.NotFound:
+                    raise DockerError(
+                        f"--docker_network: network {self.network} does not exist"
+                    ) from None
+            return str(api.api_version)
+
+        return await self._run(check)
+
+    async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
+        """Every container (running or not) labelled with this pool, without secrets."""
+
+        def list_pool() -> list[ContainerRecord]:
+            summaries = self._api().containers(
+                all=True, filters={"label": f"{LABEL_POOL}={pool_name}"}
+            )
+            return [self._record(summary) for summary in summaries if _path_id(summary)]
+
+        return await self._run(list_pool)
+
+    async def inspect(self, container_id: str) -> ContainerRecord | None:
+        """The full record of one container, token included; None when it is gone."""
+
+        def inspect() -> ContainerRecord | None:
+            try:
+                attrs = self._api().inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+            return self._record(attrs)
+
+        return await self._run(inspect)
+
+    async def create_and_start(self, spec: ContainerSpec) -> ContainerRecord:
+        def create_and_start() -> ContainerRecord:
+            api = self._api()
+            host_config = api.create_host_config(
+                mem_limit=spec.mem_limit,
+                memswap_limit=spec.mem_limit,  # no swap beyond the memory limit
+                cpu_shares=spec.cpu_shares,
+                cpu_quota=spec.cpu_quota,
+                cpu_period=100_000 if spec.cpu_quota else None,
+                pids_limit=spec.pids_limit,
+                cap_drop=["ALL"],  # the notebook runs as a non-root user and needs none
+                security_opt=["no-new-privileges"],
+                network_mode="host" if spec.host_network else spec.network,
+                binds=spec.volumes or None,
+                extra_hosts=spec.extra_hosts or None,
+                init=False,
+            )
+            created = api.create_container(
+                image=spec.image,
+                command=spec.command,
+                name=spec.name,
+                labels=spec.labels,
+                environment=spec.environment,
+                user=spec.user or "",
+                host_config=host_config,
+                detach=True,
+            )
+            container_id = created["Id"]
+            try:
+                api.start(container_id)
+                return self._record(api.inspect_container(container_id))
+            except docker.errors.DockerException:
+                _remove(api, container_id)
+                raise
+
+        try:
+            return await self._run(create_and_start)
+        except docker.errors.DockerException as error:
+            raise DockerError(f"cannot start a container of {spec.image}: {error}") from None
+
+    async def remove(self, container_id: str) -> None:
+        await self._run(lambda: _remove(self._api(), container_id))
+
+    async def extract(self, image: str, source: str, destination: str, labels: dict) -> None:
+        """Copy `source` out of a never-started container of `image` into `destination`.
+
+        This is tmpnb's static_files: a front web server can then serve the notebook's static
+        assets itself. The container is labelled like the pool's and removed at once.
+        """
+
+        def extract() -> None:
+            api = self._api()
+            created = api.create_container(image=image, command=["true"], labels=labels)
+            try:
+                stream, _ = api.get_archive(created["Id"], source)
+                data = io.BytesIO(b"".join(stream))
+                Path(destination).mkdir(parents=True, exist_ok=True)
+                with tarfile.open(fileobj=data) as archive:
+                    archive.extractall(destination, filter="data")
+            finally:
+                _remove(api, created["Id"])
+
+        await self._run(extract)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def _record(self, attrs: dict[str, Any]) -> ContainerRecord:
+        """Build a record from either `docker ps` (summary) or `docker inspect` output."""
+        labels = attrs.get("Labels") or attrs.get("Config", {}).get("Labels") or {}
+        state = attrs.get("State")
+        status = state.get("Status", "") if isinstance(state, dict) else str(state or "")
+        created = parse_time(labels.get(LABEL_CREATED))
+        if created is None:
+            raw = attrs.get("Created")
+            created = (
+                datetime.fromtimestamp(raw, UTC) if isinstance(raw, int) else parse_time(raw)
+            ) or datetime.now(UTC)
+        token = ""
+        for item in attrs.get("Config", {}).get("Env") or []:
+            name, _, value = item.partition("=")
+            if name == TOKEN_ENV:
+                token = value
+        return ContainerRecord(
+            id=attrs.get("Id", ""),
+            path_id=labels.get(LABEL_PATH, ""),
+            status=status,
+            created=created,
+            target=self._target(attrs, labels) if status == "running" else None,
+            token=token,
+        )
+
+    def _target(self, attrs: dict[str, Any], labels: dict[str, str]) -> str | None:
+        if self.host_network:
+            port = labels.get(LABEL_PORT)
+            return f"http://{self.container_ip}:{port}" if port else None
+        networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
+        network = networks.get(self.network or "bridge") or {}
+        ip = network.get("IPAddress")
+        return f"http://{ip}:{self.container_port}" if ip else None
+
+
+def _path_id(summary: dict[str, Any]) -> str:
+    return (summary.get("Labels") or {}).get(LABEL_PATH, "")
+
+
+def _remove(api: docker.APIClient, container_id: str) -> None:
+    try:
+        api.remove_container(container_id, force=True, v=True)
+    except docker.errors.NotFound:
+        pass  # already gone
+    except docker.errors.APIError as error:
+        if error.status_code != 409:  # 409: removal already in progress
+            raise DockerError(f"cannot remove container {container_id[:12]}: {error}") from None

@@ -1,0 +1,88 @@
+"""The records the orchestrator reasons about, and the names it writes into Docker and the proxy.
+
+Where the hand-out is recorded, and why: container labels cannot change after creation, so the
+label `tmpnb.state` only says how a container started (`pooled`). The hand-out is written into the
+container's proxy route (`tmpnb_state: handed_out`) *before* the visitor is redirected, so a
+restarted orchestrator reads it back from the proxy. If the proxy lost its routes at the same
+time, nothing can tell whether a running container was handed out, so it is adopted as in use:
+it is culled when idle, and no container is ever given to two visitors.
+
+Where the token is kept, and why: in the container's environment (`JUPYTER_TOKEN`), which only the
+visitor inside it and whoever can talk to the Docker API can read; the latter can exec into any
+container anyway. A restarted orchestrator reads it back with `docker inspect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+LABEL_POOL = "tmpnb.pool"
+LABEL_PATH = "tmpnb.path"
+LABEL_CREATED = "tmpnb.created"
+LABEL_STATE = "tmpnb.state"
+LABEL_PORT = "tmpnb.port"
+LABEL_VERSION = "tmpnb.version"
+TOKEN_ENV = "JUPYTER_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+
+# Keys we add to a route's data in configurable-http-proxy; `tmpnb_pool` marks the route as ours.
+ROUTE_POOL = "tmpnb_pool"
+ROUTE_STATE = "tmpnb_state"
+ROUTE_CONTAINER = "tmpnb_container"
+ROUTE_HANDED_OUT_AT = "tmpnb_handed_out_at"
+ROUTE_POOLED = "pooled"
+ROUTE_HANDED_OUT = "handed_out"
+
+
+def user_path(path_id: str) -> str:
+    """The proxy route and the notebook's base URL (without the trailing slash)."""
+    return f"/user/{path_id}"
+
+
+class SlotState(StrEnum):
+    STARTING = "starting"  # created or adopted, not yet answering through the proxy
+    READY = "ready"  # answering through the proxy, waiting for a visitor
+    IN_USE = "in_use"  # handed out (or possibly handed out: see the module docstring)
+    REMOVING = "removing"  # being removed; nobody else touches it
+
+
+@dataclass
+class Slot:
+    """One container of the pool, as the orchestrator tracks it between reconciliations."""
+
+    path_id: str
+    state: SlotState
+    created: datetime
+    token: str = ""
+    container_id: str | None = None
+    target: str | None = None  # http://ip:port the proxy sends the visitor to
+    handed_out_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    """A container of our pool as Docker reports it."""
+
+    id: str
+    path_id: str
+    status: str  # Docker's: created, running, exited, dead, ...
+    created: datetime
+    target: str | None = None
+    token: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    """A route of our pool as the proxy reports it."""
+
+    path_id: str
+    target: str
+    state: str
+    container_id: str | None = None
+    last_activity: datetime | None = None
+    handed_out_at: datetime | None = None

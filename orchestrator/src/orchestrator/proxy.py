@@ -1,0 +1,138 @@
+"""Client for configurable-http-proxy's REST API: add, delete and list *our* routes.
+
+Contract:
+- `add_route(path_id, target, data)` creates or replaces `/user/<path_id>`; the route's data
+  carries `tmpnb_pool=<pool name>`, which is how routes we made are told from the others.
+- `delete_route(path_id)` removes it; a 404 means it is already gone, which is success.
+- `routes()` returns only this pool's routes; every other route is left alone.
+Calls are bounded (a semaphore) and retried only on connection errors and 5xx answers, with
+jittered exponential back-off until a deadline. Any other answer is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from orchestrator.model import (
+    ROUTE_CONTAINER,
+    ROUTE_HANDED_OUT_AT,
+    ROUTE_POOL,
+    ROUTE_STATE,
+    RouteRecord,
+    user_path,
+)
+from orchestrator.timeutil import parse_time
+
+
+class ProxyError(Exception):
+    """The proxy did not do what was asked."""
+
+
+class ProxyAuthError(ProxyError):
+    """The proxy refused our token."""
+
+
+class ProxyClient:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        pool_name: str,
+        *,
+        concurrency: int = 16,
+        deadline: float = 10.0,
+        request_timeout: float = 5.0,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._token = token
+        self.pool_name = pool_name
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._deadline = deadline
+        self._request_timeout = request_timeout
+        self._http = AsyncHTTPClient()
+
+    async def check(self) -> None:
+        """Raise ProxyError/ProxyAuthError unless the API answers and accepts our token."""
+        await self._request("GET", "/api/routes", deadline=3.0)
+
+    async def add_route(self, path_id: str, target: str, data: dict[str, Any]) -> None:
+        body = {**data, "target": target, ROUTE_POOL: self.pool_name}
+        await self._request("POST", self._route_url(path_id), body=body)
+
+    async def delete_route(self, path_id: str) -> None:
+        await self._request("DELETE", self._route_url(path_id), ok_statuses=(404,))
+
+    async def routes(self, inactive_since: datetime | None = None) -> dict[str, RouteRecord]:
+        """This pool's routes by path id (`inactive_since` filters in the proxy)."""
+        url = "/api/routes"
+        if inactive_since is not None:
+            url += "?inactive_since=" + quote(inactive_since.isoformat())
+        raw = json.loads(await self._request("GET", url) or b"{}")
+        prefix = "/user/"
+        routes = {}
+        for path, data in raw.items():
+            if data.get(ROUTE_POOL) != self.pool_name or not path.startswith(prefix):
+                continue
+            path_id = path[len(prefix) :].strip("/")
+            routes[path_id] = RouteRecord(
+                path_id=path_id,
+                target=data.get("target", ""),
+                state=data.get(ROUTE_STATE, ""),
+                container_id=data.get(ROUTE_CONTAINER),
+                last_activity=parse_time(data.get("last_activity")),
+                handed_out_at=parse_time(data.get(ROUTE_HANDED_OUT_AT)),
+            )
+        return routes
+
+    def _route_url(self, path_id: str) -> str:
+        return "/api/routes" + quote(user_path(path_id))
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: dict[str, Any] | None = None,
+        ok_statuses: tuple[int, ...] = (),
+        deadline: float | None = None,
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + (deadline or self._deadline)
+        delay = 0.05
+        async with self._semaphore:
+            while True:
+                request = HTTPRequest(
+                    self.endpoint + url,
+                    method=method,
+                    headers={"Authorization": f"token {self._token}"},
+                    body=None if body is None else json.dumps(body),
+                    allow_nonstandard_methods=True,
+                    request_timeout=self._request_timeout,
+                    connect_timeout=self._request_timeout,
+                )
+                try:
+                    response = await self._http.fetch(request)
+                    return response.body
+                except HTTPClientError as error:
+                    if error.code in ok_statuses:
+                        return b""
+                    if error.code in (401, 403):
+                        raise ProxyAuthError(
+                            f"proxy at {self.endpoint} refused the token (HTTP {error.code})"
+                        ) from None
+                    if error.code < 500:  # a definite answer: retrying would not change it
+                        raise ProxyError(f"{method} {url}: HTTP {error.code}") from None
+                    problem = f"HTTP {error.code}"
+                except OSError as error:  # refused, reset, unreachable, DNS
+                    problem = str(error) or type(error).__name__
+                if loop.time() + delay > give_up_at:
+                    raise ProxyError(f"{method} {url} at {self.endpoint}: {problem}")
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter only)
+                delay = min(delay * 2, 1.0)

@@ -1,0 +1,318 @@
+"""Real parts: the Docker engine, Debian's configurable-http-proxy, the notebook image, and the
+orchestrator as a subprocess (so that kill -9 is real).
+
+Everything a test creates carries the session's random id: pools are named `it<id>...`, the
+network `tmpnb-it<id>`. Teardown removes containers by their `tmpnb.pool` label and the network by
+name, also when a test fails; nothing else on the host is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
+CHP = os.environ.get("TMPNB_TEST_CHP", "/usr/bin/configurable-http-proxy")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (requests.RequestException, OSError, KeyError, ValueError) as error:
+            last_error = error
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env(version="auto")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def session_id() -> str:
+    return secrets.token_hex(3)
+
+
+@pytest.fixture(scope="session")
+def network(docker_client, session_id) -> Iterator[str]:
+    """A bridge network like the deployed one: containers cannot talk to each other."""
+    name = f"tmpnb-it{session_id}"
+    created = docker_client.networks.create(
+        name,
+        driver="bridge",
+        options={"com.docker.network.bridge.enable_icc": "false"},
+        labels={"tmpnb.test": session_id},
+    )
+    yield name
+    created.remove()
+
+
+class Proxy:
+    """configurable-http-proxy on free loopback ports, restartable on the same ports."""
+
+    def __init__(self, workdir: Path, default_target_port: int) -> None:
+        self.token = secrets.token_hex(16)
+        self.port, self.api_port = free_port(), free_port()
+        self.default_target_port = default_target_port
+        self.log = workdir / f"chp-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.token, "NODE_PATH": "/usr/share/nodejs"}
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [CHP, "--ip=127.0.0.1", f"--port={self.port}", "--api-ip=127.0.0.1",
+                 f"--api-port={self.api_port}",
+                 f"--default-target=http://127.0.0.1:{self.default_target_port}"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(lambda: self.routes() is not None, 30, "configurable-http-proxy to answer")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def routes(self) -> dict:
+        response = requests.get(
+            f"{self.api_url}/api/routes",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=5,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+class Stack:
+    """A proxy and an orchestrator for one pool; the orchestrator can be killed and restarted."""
+
+    def __init__(self, workdir: Path, pool_name: str, network: str, options: dict) -> None:
+        self.pool_name = pool_name
+        self.port, self.admin_port = free_port(), free_port()
+        self.proxy = Proxy(workdir, self.port)
+        self.api_token = secrets.token_hex(16)
+        self.admin_token = secrets.token_hex(16)
+        self.log = workdir / f"orchestrator-{pool_name}.log"
+        self.options = {
+            "image": IMAGE,
+            "pool_name": pool_name,
+            "pool_size": 1,
+            "docker_network": network,
+            "use_tokens": "true",
+            "port": self.port,
+            "admin_port": self.admin_port,
+            "proxy_endpoint": self.proxy.api_url,
+            "proxy_public_url": self.proxy.url,
+            "ready_timeout": 120,
+            "reconcile_period": 1,
+            "cull_period": 2,
+            "cull_timeout": 3600,
+            "mem_limit": "384m",
+            **options,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def argv(self, **overrides) -> list[str]:
+        options = {**self.options, **overrides}
+        return [sys.executable, "-m", "orchestrator"] + [
+            f"--{name}={value}" for name, value in options.items() if value is not None
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CONFIGPROXY_AUTH_TOKEN": self.proxy.token,
+            "API_AUTH_TOKEN": self.api_token,
+            "ADMIN_AUTH_TOKEN": self.admin_token,
+        }
+
+    def start(self, wait_ready: bool = True) -> None:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                self.argv(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(self._answers, 60, f"orchestrator {self.pool_name} to listen")
+        if wait_ready:
+            self.wait_available(self.options["pool_size"])
+
+    def _answers(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            pytest.fail(f"orchestrator exited with {self.process.returncode}:\n{self.log_text()}")
+        return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).ok
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+        return None
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stats(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).json()
+
+    def wait_available(self, count: int, timeout: float = 180) -> None:
+        wait_for(
+            lambda: self.stats()["available"] >= count,
+            timeout,
+            f"{count} ready container(s) in pool {self.pool_name}",
+            interval=0.5,
+        )
+
+    def spawn(self, path: str = "") -> str:
+        """A visitor's click on /spawn/<path> through the proxy; returns the redirect target."""
+        response = requests.get(f"{self.proxy.url}/spawn/{path}", allow_redirects=False, timeout=30)
+        assert response.status_code == 302, response.text[:300]
+        return response.headers["Location"]
+
+    def admin(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.admin_token}"}
+        return requests.request(
+            method,
+            f"http://127.0.0.1:{self.admin_port}{path}",
+            headers=headers,
+            timeout=60,
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def make_stack(tmp_path, network, session_id, docker_client) -> Iterator[Callable[..., Stack]]:
+    """Factory: `make_stack(pool_size=2, ...)` starts a proxy and an orchestrator, ready."""
+    stacks: list[Stack] = []
+
+    def make(start: bool = True, **options) -> Stack:
+        pool_name = f"it{session_id}{len(stacks)}{secrets.token_hex(2)}"
+        stack = Stack(tmp_path, pool_name, network, options)
+        stacks.append(stack)
+        stack.proxy.start()
+        if start:
+            stack.start()
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+        stack.proxy.stop()
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"tmpnb.pool={stack.pool_name}"}
+        ):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True)
+
+
+def pool_containers(client: docker.DockerClient, pool_name: str) -> list:
+    return client.containers.list(all=True, filters={"label": f"tmpnb.pool={pool_name}"})
+
+
+def run_code(base_url: str, token: str, code: str, timeout: float = 60) -> str:
+    """Start a kernel through the proxy, execute `code` over its websocket, return the result."""
+    import websocket
+
+    headers = {"Authorization": f"token {token}"}
+    kernel = requests.post(f"{base_url}/api/kernels", headers=headers, json={}, timeout=60)
+    kernel.raise_for_status()
+    kernel_id = kernel.json()["id"]
+    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+    connection = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=max(timeout, 180)
+    )
+    try:
+        msg_id = secrets.token_hex(8)
+        connection.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                       "session": secrets.token_hex(8), "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(connection.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "execute_result":
+                return message["content"]["data"]["text/plain"]
+            if message["msg_type"] == "error":
+                raise AssertionError(message["content"])
+        raise AssertionError("no execute_result")
+    finally:
+        connection.close()
+
+
+def start_kernel_busy(base_url: str, token: str, seconds: int) -> str:
+    """Start a kernel computing silently for `seconds`; return once the server reports it busy."""
+    import websocket
+
+    headers = {"Authorization": f"token {token}"}
+    kernel = requests.post(f"{base_url}/api/kernels", headers=headers, json={}, timeout=120)
+    kernel.raise_for_status()
+    kernel_id = kernel.json()["id"]
+    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+    connection = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=180
+    )
+    connection.send(json.dumps({
+        "header": {"msg_id": secrets.token_hex(8), "msg_type": "execute_request", "username": "t",
+                   "session": secrets.token_hex(8), "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": f"import time; time.sleep({seconds})", "silent": False,
+                    "store_history": False, "user_expressions": {}, "allow_stdin": False},
+    }))  # fmt: skip
+    connection.close()
+
+    def busy() -> bool:
+        state = requests.get(f"{base_url}/api/kernels/{kernel_id}", headers=headers, timeout=10)
+        return state.json().get("execution_state") == "busy"
+
+    wait_for(busy, 120, "the kernel to be busy")
+    return kernel_id

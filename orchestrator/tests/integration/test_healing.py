@@ -1,0 +1,103 @@
+"""Heals itself: kill -9 and restart adopts everything, proxy restarts lose no route, the dead
+are removed and replaced, a drained pool refills."""
+
+import signal
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from conftest import pool_containers, run_code, wait_for
+
+
+def _visit(stack):
+    """Hand out a notebook; return (its base URL through the proxy, its token)."""
+    url = urlsplit(stack.spawn("tree"))
+    return stack.proxy.url + url.path.rsplit("/tree", 1)[0], parse_qs(url.query)["token"][0]
+
+
+def _status(base_url, token):
+    return requests.get(
+        f"{base_url}/api/status", headers={"Authorization": f"token {token}"}, timeout=5
+    ).status_code
+
+
+def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
+    stack = make_stack(pool_size=2)
+    base_url, token = _visit(stack)
+    before = {c.id for c in pool_containers(docker_client, stack.pool_name)}
+    assert len(before) == 2
+
+    stack.stop(signal.SIGKILL)
+    assert _status(base_url, token) == 200, "the visitor keeps working while nothing orchestrates"
+    stack.start(wait_ready=False)
+    stack.wait_available(1)  # the container that was never handed out is checked and offered
+
+    log = stack.log_text()
+    assert log.count("event=adopted") == 2
+    assert "state=in_use" in log and "state=starting" in log
+    assert {c.id for c in pool_containers(docker_client, stack.pool_name)} == before, "no orphan"
+    assert stack.stats()["available"] == 1, "the handed-out container is never offered again"
+    assert run_code(base_url, token, "2+2") == "4"
+
+    # The one that was never handed out is handed out now, and it is the other container.
+    other_url, _ = _visit(stack)
+    assert other_url != base_url
+
+
+def test_sigterm_leaves_containers_for_the_next_start(make_stack, docker_client):
+    stack = make_stack(pool_size=1)
+    base_url, token = _visit(stack)
+    assert stack.stop(signal.SIGTERM) == 0
+    assert "event=stopping" in stack.log_text()
+    assert len(pool_containers(docker_client, stack.pool_name)) == 1
+    assert _status(base_url, token) == 200
+
+
+def test_routes_are_back_within_5_s_after_a_proxy_restart(make_stack):
+    stack = make_stack(pool_size=2)
+    base_url, token = _visit(stack)
+    stack.proxy.stop()
+    stack.proxy.start()  # an empty routing table
+    restarted = time.monotonic()
+    wait_for(lambda: _status(base_url, token) == 200, 5, "the visitor's route to come back")
+    assert time.monotonic() - restarted <= 5
+    # The ready container's route is back too, so it can still be handed out.
+    wait_for(lambda: len(stack.proxy.routes()) == 3, 5, "both routes and the default route")
+    assert _status(*_visit(stack)) == 200
+
+
+def test_a_dead_container_is_removed_and_replaced(make_stack, docker_client):
+    stack = make_stack(pool_size=1)
+    base_url, _ = _visit(stack)
+    (container,) = pool_containers(docker_client, stack.pool_name)
+    container.kill()  # the visitor's notebook died (e.g. out of memory)
+
+    def replaced():
+        containers = pool_containers(docker_client, stack.pool_name)
+        return [c for c in containers if c.id != container.id] and container.id not in {
+            c.id for c in containers
+        }
+
+    wait_for(replaced, 30, "the dead container to be removed and replaced")
+    stack.wait_available(1)
+    assert "reason=dead" in stack.log_text()
+    path = urlsplit(base_url).path
+    assert path not in stack.proxy.routes(), "no route to a dead container"
+
+
+def test_drain_replaces_idle_containers_and_keeps_visitors(make_stack, docker_client):
+    stack = make_stack(pool_size=2)
+    base_url, token = _visit(stack)
+    idle_before = {c.id for c in pool_containers(docker_client, stack.pool_name)}
+
+    unauthorised = requests.delete(f"http://127.0.0.1:{stack.admin_port}/api/pool", timeout=10)
+    assert unauthorised.status_code == 401
+    drained = stack.admin("DELETE", "/api/pool")
+    assert drained.status_code == 200 and drained.json() == {"drained": 1}
+
+    stack.wait_available(1)
+    after = {c.id for c in pool_containers(docker_client, stack.pool_name)}
+    assert len(after) == 2 and len(after - idle_before) == 1, "one fresh container, visitor kept"
+    assert _status(base_url, token) == 200
+    metrics = stack.admin("GET", "/metrics").text
+    assert 'tmpnb_removed_total{reason="drained"} 1.0' in metrics

@@ -1,0 +1,183 @@
+"""Options: tmpnb's names and defaults, both spellings, the config file, one-line errors."""
+
+import pytest
+from orchestrator.config import (
+    DEFAULT_COMMAND,
+    OPTIONS_BY_NAME,
+    ConfigError,
+    help_text,
+    host_binds,
+    parse,
+    render_command,
+)
+
+ENV = {"CONFIGPROXY_AUTH_TOKEN": "secret"}
+ANY_IP = "0.0.0.0"  # noqa: S104 (a value to substitute, nothing binds)
+TOKEN = "t"  # noqa: S105 (a test value)
+
+# Every option in tmpnb's README with the default it documents.
+TMPNB_DEFAULTS = {
+    "allow_origin": None,
+    "container_ip": "127.0.0.1",
+    "container_port": 8888,
+    "cpu_shares": None,
+    "cull_period": 600,
+    "cull_timeout": 3600,
+    "docker_version": "1.13",
+    "image": "jupyter/minimal",
+    "max_dock_workers": 2,
+    "mem_limit": "512m",
+    "pool_name": None,
+    "pool_size": 10,
+    "port": 9999,
+    "redirect_uri": "/tree",
+    "static_files": None,
+}
+TMPNB_LATER = [
+    "cull_max", "cpu_quota", "host_network", "docker_network", "use_tokens", "user_length",
+    "container_user", "host_directories", "extra_hosts", "admin_port", "admin_ip",
+    "allow_credentials", "allow_headers", "allow_methods", "command",
+]  # fmt: skip
+
+
+def test_tmpnb_options_keep_their_names_and_defaults():
+    config = parse([], ENV)
+    for name, default in TMPNB_DEFAULTS.items():
+        assert getattr(config, name) == default, name
+    for name in TMPNB_LATER:
+        assert name in OPTIONS_BY_NAME
+
+
+def test_help_lists_every_option_with_its_default():
+    text = help_text()
+    for name in OPTIONS_BY_NAME:
+        assert f"--{name} " in text
+    assert "(default 9999)" in text
+
+
+@pytest.mark.parametrize("spelling", ["--pool_size=3", "--pool-size=3", "--pool_size 3"])
+def test_both_spellings_are_accepted(spelling):
+    assert parse(spelling.split(), ENV).pool_size == 3
+
+
+def test_bare_boolean_flag_means_true():
+    assert parse(["--use_tokens"], ENV).use_tokens is True
+    assert parse(["--use-tokens=false"], ENV).use_tokens is False
+
+
+def test_command_line_overrides_the_config_file(tmp_path):
+    path = tmp_path / "orchestrator.toml"
+    path.write_text(
+        'pool_size = 4\nimage = "x/y"\ncull-timeout = 60\nextra_hosts = ["a:1.2.3.4"]\n'
+    )
+    config = parse([f"--config={path}", "--pool_size=7"], ENV)
+    assert (config.pool_size, config.image, config.cull_timeout) == (7, "x/y", 60.0)
+    assert config.extra_hosts == ["a:1.2.3.4"]
+
+
+def test_proxy_endpoint_comes_from_the_environment():
+    env = {**ENV, "CONFIGPROXY_ENDPOINT": "http://10.0.0.1:8001"}
+    assert parse([], env).proxy_endpoint == "http://10.0.0.1:8001"
+
+
+def test_secrets_come_from_the_environment_and_are_not_in_repr():
+    config = parse([], {**ENV, "API_AUTH_TOKEN": "a", "ADMIN_AUTH_TOKEN": "b"})
+    assert (config.proxy_token, config.api_token, config.admin_token) == ("secret", "a", "b")
+    assert "secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--pool_size=0"], "--pool_size"),
+        (["--pool_size=many"], "--pool_size"),
+        (["--pool_size=1.5"], "--pool_size"),
+        (["--port=70000"], "--port"),
+        (["--admin_port=0"], "--admin_port"),
+        (["--container_port=-1"], "--container_port"),
+        (["--cull_timeout=0"], "--cull_timeout"),
+        (["--cull_period=soon"], "--cull_period"),
+        (["--cull_max=-1"], "--cull_max"),
+        (["--mem_limit=lots"], "--mem_limit"),
+        (["--cpu_shares=1"], "--cpu_shares"),
+        (["--cpu_quota=10"], "--cpu_quota"),
+        (["--max_dock_workers=0"], "--max_dock_workers"),
+        (["--docker_version=new"], "--docker_version"),
+        (["--pool_name=bad name"], "--pool_name"),
+        (["--redirect_uri=tree"], "--redirect_uri"),
+        (["--command=jupyter notebook"], "--command"),
+        (["--command=start {base_path} {nope}"], "--command"),
+        (["--host_directories=relative:/x"], "--host_directories"),
+        (["--extra_hosts=nocolon"], "--extra_hosts"),
+        (["--use_tokens=maybe"], "--use_tokens"),
+        (["--user_length=4"], "--user_length"),
+        (["--proxy_endpoint=ftp://x"], "--proxy_endpoint"),
+        (["--proxy_public_url=nonsense"], "--proxy_public_url"),
+        (["--ready_timeout=0"], "--ready_timeout"),
+        (["--reconcile_period=0"], "--reconcile_period"),
+        (["--pids_limit=1"], "--pids_limit"),
+        (["--container_user=a b"], "--container_user"),
+        (["--docker_network=-bad"], "--docker_network"),
+        (["--static_files=rel"], "--static_files"),
+        (["--static_dump_path=rel"], "--static_dump_path"),
+        (["--no_such_option=1"], "--no_such_option"),
+        (["--image"], "--image"),
+        (["positional"], "positional"),
+        (["--host_network", "--docker_network=n"], "--host_network"),
+        (["--config=/nonexistent/file.toml"], "--config"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_option(argv, names):
+    with pytest.raises(ConfigError) as caught:
+        parse(argv, ENV)
+    message = str(caught.value)
+    assert names in message
+    assert "\n" not in message
+
+
+def test_a_missing_proxy_token_is_named():
+    with pytest.raises(ConfigError, match="CONFIGPROXY_AUTH_TOKEN"):
+        parse([], {})
+
+
+def test_a_bad_config_file_is_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("pool_size = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse([f"--config={path}"], ENV)
+    path.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        parse([f"--config={path}"], ENV)
+
+
+@pytest.mark.parametrize(
+    ("version", "negotiate"), [("1.13", True), ("1.23", True), ("1.41", False), ("auto", True)]
+)
+def test_docker_versions_below_1_24_mean_negotiate(version, negotiate):
+    assert parse([f"--docker_version={version}"], ENV).negotiate_docker_version is negotiate
+
+
+def test_commands_become_argument_lists_without_a_shell():
+    argv = render_command(DEFAULT_COMMAND, base_path="/user/ab/", port=8888, ip=ANY_IP, token=TOKEN)
+    assert argv == [
+        "start-notebook",
+        "--base-path=/user/ab/",
+        "--port=8888",
+        "--ip=0.0.0.0",
+        "--token=t",
+    ]
+    tmpnb = (
+        'ipython3 notebook --NotebookApp.base_url={base_path} --ip={ip} --port={port}; rm -rf "/"'
+    )
+    argv = render_command(tmpnb, base_path="/user/ab/", port=1, ip=ANY_IP, token="")
+    assert argv[-2:] == ["rm", "-rf"] or argv[-1] == "/"  # passed as words, never run by a shell
+    assert argv[0] == "ipython3"
+
+
+def test_host_directories_accept_tmpnb_and_docker_forms():
+    binds = host_binds(["/data/:r", "/srv/a:/home/jovyan/a:ro", "/scratch"])
+    assert binds == {
+        "/data/": {"bind": "/data/", "mode": "ro"},
+        "/srv/a": {"bind": "/home/jovyan/a", "mode": "ro"},
+        "/scratch": {"bind": "/scratch", "mode": "rw"},
+    }
