@@ -36,8 +36,7 @@ images-full: host-deps venv ## Build the full workshop image: Python, R and Octa
 	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
 
 .PHONY: lint
-lint: venv ## ruff, yamllint, ansible-lint (production profile), argument_specs = defaults.
-	scripts/check-role-specs
+lint: venv ## ruff, yamllint and ansible-lint (production profile).
 	ruff check .
 	ruff format --check .
 	yamllint --strict .

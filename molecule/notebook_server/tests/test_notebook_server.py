@@ -198,16 +198,23 @@ def test_visitor_lands_in_a_live_notebook(visitor):
     assert_visitor_still_there(visitor)
 
 
-def _pool_container(host):
-    """A warm container nobody holds yet: a stand-in for another visitor's notebook."""
+def _containers(host):
+    """{path id: container name} of the pool's containers (free or handed out)."""
+    lines = host.check_output(
+        "docker ps --filter label=tmpnb.pool --format '{{.Label \"tmpnb.path\"}} {{.Names}}'"
+    )
+    return dict(line.split() for line in lines.splitlines())
 
-    def first_pooled():
-        names = host.check_output(
-            "docker ps --filter label=tmpnb.state=pooled --format '{{.Names}}'"
-        ).split()
-        return names and names[0]
 
-    return wait_for(first_pooled)
+def _visitor_container(host, visitor):
+    notebook, _ = visitor
+    return _containers(host)[notebook.base.rsplit("/", 1)[1]]
+
+
+def _other_container(host, visitor):
+    """A container of the pool that is not the visitor's: a stand-in for another visitor."""
+    mine = _visitor_container(host, visitor)
+    return wait_for(lambda: next((c for c in _containers(host).values() if c != mine), None))
 
 
 def _probe(host, container, target, port):
@@ -224,7 +231,7 @@ def _probe(host, container, target, port):
 
 
 def test_containers_cannot_reach_the_host_except_the_public_port(host, visitor):
-    container = _pool_container(host)
+    container = _visitor_container(host, visitor)
     gateway = host.check_output(
         f"docker network inspect -f '{{{{(index .IPAM.Config 0).Gateway}}}}' {NETWORK}"
     )
@@ -234,16 +241,15 @@ def test_containers_cannot_reach_the_host_except_the_public_port(host, visitor):
 
 
 def test_containers_cannot_reach_the_metadata_address(host, visitor):
-    assert _probe(host, _pool_container(host), "169.254.169.254", 80) != "open"
+    assert _probe(host, _visitor_container(host, visitor), "169.254.169.254", 80) != "open"
 
 
 def test_containers_cannot_reach_each_other(host, visitor):
-    notebook, _ = visitor
-    visitor_ip = host.check_output(
-        "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "
-        f"$(docker ps -q --filter label=tmpnb.path={notebook.base.rsplit('/', 1)[1]})"
+    other_ip = host.check_output(
+        "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' %s",
+        _other_container(host, visitor),
     )
-    assert _probe(host, _pool_container(host), visitor_ip, 8888) != "open"
+    assert _probe(host, _visitor_container(host, visitor), other_ip, 8888) != "open"
 
 
 @pytest.mark.parametrize("unit", [PROXY_UNIT, ORCHESTRATOR_UNIT])
@@ -265,3 +271,21 @@ def test_kill_9_is_followed_by_a_working_service(host, visitor, unit):
         timeout=30,
     )
     assert_visitor_still_there(visitor)
+
+
+def _firewall_rules(host):
+    return sorted(
+        line
+        for line in host.check_output("iptables -S").splitlines()
+        if "tmpnb" in line or "TMPNB" in line
+    )
+
+
+def test_engine_restart_keeps_notebooks_and_replays_the_firewall_once(host, visitor):
+    rules = _firewall_rules(host)
+    assert len(rules) >= 6
+    host.check_output("systemctl restart docker.service")
+    assert host.service("docker.service").is_running
+    # The drop-in ran the boot script again: every rule is there, none twice.
+    assert _firewall_rules(host) == rules
+    assert_visitor_still_there(visitor)  # live-restore

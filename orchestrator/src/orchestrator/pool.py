@@ -129,7 +129,8 @@ class Pool:
                 await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
             except ProxyError as error:
                 self._error("handout_route", error, path=path_id)
-                await self._discard(slot, "route_failed")
+                slot.state = SlotState.REMOVING  # never offered again; removed in the background
+                self._background(self._discard(slot, "route_failed"))
                 continue
             self.metrics.handed_out.inc()
             log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))

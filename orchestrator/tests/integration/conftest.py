@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import docker
 import pytest
@@ -248,6 +249,18 @@ def make_stack(tmp_path, network, session_id, docker_client) -> Iterator[Callabl
         ):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True)
+
+
+def visit(stack: Stack) -> tuple[str, str]:
+    """Hand out a notebook; return (its base URL through the proxy, its token)."""
+    url = urlsplit(stack.spawn("tree"))
+    return stack.proxy.url + url.path.rsplit("/tree", 1)[0], parse_qs(url.query)["token"][0]
+
+
+def notebook_status(base_url: str, token: str) -> int:
+    return requests.get(
+        f"{base_url}/api/status", headers={"Authorization": f"token {token}"}, timeout=5
+    ).status_code
 
 
 def pool_containers(client: docker.DockerClient, pool_name: str) -> list:

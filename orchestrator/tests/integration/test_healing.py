@@ -3,32 +3,22 @@ are removed and replaced, a drained pool refills."""
 
 import signal
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-from conftest import pool_containers, run_code, wait_for
-
-
-def _visit(stack):
-    """Hand out a notebook; return (its base URL through the proxy, its token)."""
-    url = urlsplit(stack.spawn("tree"))
-    return stack.proxy.url + url.path.rsplit("/tree", 1)[0], parse_qs(url.query)["token"][0]
-
-
-def _status(base_url, token):
-    return requests.get(
-        f"{base_url}/api/status", headers={"Authorization": f"token {token}"}, timeout=5
-    ).status_code
+from conftest import notebook_status, pool_containers, run_code, visit, wait_for
 
 
 def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
     stack = make_stack(pool_size=2)
-    base_url, token = _visit(stack)
+    base_url, token = visit(stack)
     before = {c.id for c in pool_containers(docker_client, stack.pool_name)}
     assert len(before) == 2
 
     stack.stop(signal.SIGKILL)
-    assert _status(base_url, token) == 200, "the visitor keeps working while nothing orchestrates"
+    assert notebook_status(base_url, token) == 200, (
+        "the visitor keeps working while nothing orchestrates"
+    )
     stack.start(wait_ready=False)
     stack.wait_available(1)  # the container that was never handed out is checked and offered
 
@@ -40,35 +30,35 @@ def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
     assert run_code(base_url, token, "2+2") == "4"
 
     # The one that was never handed out is handed out now, and it is the other container.
-    other_url, _ = _visit(stack)
+    other_url, _ = visit(stack)
     assert other_url != base_url
 
 
 def test_sigterm_leaves_containers_for_the_next_start(make_stack, docker_client):
     stack = make_stack(pool_size=1)
-    base_url, token = _visit(stack)
+    base_url, token = visit(stack)
     assert stack.stop(signal.SIGTERM) == 0
     assert "event=stopping" in stack.log_text()
     assert len(pool_containers(docker_client, stack.pool_name)) == 1
-    assert _status(base_url, token) == 200
+    assert notebook_status(base_url, token) == 200
 
 
 def test_routes_are_back_within_5_s_after_a_proxy_restart(make_stack):
     stack = make_stack(pool_size=2)
-    base_url, token = _visit(stack)
+    base_url, token = visit(stack)
     stack.proxy.stop()
     stack.proxy.start()  # an empty routing table
     restarted = time.monotonic()
-    wait_for(lambda: _status(base_url, token) == 200, 5, "the visitor's route to come back")
+    wait_for(lambda: notebook_status(base_url, token) == 200, 5, "the visitor's route to come back")
     assert time.monotonic() - restarted <= 5
     # The ready container's route is back too, so it can still be handed out.
     wait_for(lambda: len(stack.proxy.routes()) == 3, 5, "both routes and the default route")
-    assert _status(*_visit(stack)) == 200
+    assert notebook_status(*visit(stack)) == 200
 
 
 def test_a_dead_container_is_removed_and_replaced(make_stack, docker_client):
     stack = make_stack(pool_size=1)
-    base_url, _ = _visit(stack)
+    base_url, _ = visit(stack)
     (container,) = pool_containers(docker_client, stack.pool_name)
     container.kill()  # the visitor's notebook died (e.g. out of memory)
 
@@ -87,7 +77,7 @@ def test_a_dead_container_is_removed_and_replaced(make_stack, docker_client):
 
 def test_drain_replaces_idle_containers_and_keeps_visitors(make_stack, docker_client):
     stack = make_stack(pool_size=2)
-    base_url, token = _visit(stack)
+    base_url, token = visit(stack)
     idle_before = {c.id for c in pool_containers(docker_client, stack.pool_name)}
 
     unauthorised = requests.delete(f"http://127.0.0.1:{stack.admin_port}/api/pool", timeout=10)
@@ -98,6 +88,6 @@ def test_drain_replaces_idle_containers_and_keeps_visitors(make_stack, docker_cl
     stack.wait_available(1)
     after = {c.id for c in pool_containers(docker_client, stack.pool_name)}
     assert len(after) == 2 and len(after - idle_before) == 1, "one fresh container, visitor kept"
-    assert _status(base_url, token) == 200
+    assert notebook_status(base_url, token) == 200
     metrics = stack.admin("GET", "/metrics").text
     assert 'tmpnb_removed_total{reason="drained"} 1.0' in metrics

@@ -4,8 +4,7 @@ import subprocess
 from urllib.parse import urlsplit
 
 import requests
-from conftest import pool_containers
-from test_healing import _status, _visit
+from conftest import notebook_status, pool_containers, visit
 
 
 def _connect_from(container, host: str, port: int) -> bool:
@@ -54,7 +53,7 @@ def test_containers_are_hardened_and_cannot_reach_each_other(make_stack, docker_
 def test_two_pools_on_one_host_never_touch_each_other(make_stack, docker_client):
     one = make_stack(pool_size=1)
     two = make_stack(pool_size=1)
-    one_url, one_token = _visit(one)
+    one_url, one_token = visit(one)
     (two_container,) = pool_containers(docker_client, two.pool_name)
 
     one.admin("DELETE", "/api/pool")  # drains pool one only
@@ -63,7 +62,7 @@ def test_two_pools_on_one_host_never_touch_each_other(make_stack, docker_client)
     one.wait_available(0)
     assert two_container.id in {c.id for c in pool_containers(docker_client, two.pool_name)}
     assert two.stats()["available"] == 1
-    assert _status(one_url, one_token) == 200
+    assert notebook_status(one_url, one_token) == 200
     assert "adopted" not in two.log_text() and two_container.id[:12] not in one.log_text()
 
 
@@ -74,8 +73,8 @@ def test_host_network_mode_gives_each_container_its_own_free_port(make_stack, do
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         ports.add(container.labels["tmpnb.port"])
     assert len(ports) == 2
-    base_url, token = _visit(stack)
-    assert _status(base_url, token) == 200
+    base_url, token = visit(stack)
+    assert notebook_status(base_url, token) == 200
     assert urlsplit(base_url).path.startswith("/user/")
     # The notebook listens on container_ip (loopback) only, not on every address.
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=False).stdout

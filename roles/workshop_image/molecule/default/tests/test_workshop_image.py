@@ -175,14 +175,16 @@ def _build_broken(what):
     ("what", "cause"),
     [
         ("material", "/srv/no-such-repository at main"),
-        ("package", "tmpnb-no-such-package"),
+        ("package", "No matching distribution found for tmpnb-no-such-package"),
     ],
 )
 def test_a_broken_build_fails_clearly_and_tags_nothing(host, what, cause):
     result = _build_broken(what)
     assert result.returncode != 0
-    assert "workshop_image:" in result.stdout
-    assert cause in result.stdout
+    # Ansible prints the failure on stderr; it must be the role's own message, naming the cause.
+    output = result.stdout + result.stderr
+    assert "workshop_image:" in output
+    assert cause in output
     tags = host.check_output(
         "docker image ls --format '{{.Repository}}:{{.Tag}}' molecule-workshop-broken"
     )
