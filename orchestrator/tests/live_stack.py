@@ -1,0 +1,215 @@
+"""The real service for tests: configurable-http-proxy and the orchestrator as subprocesses.
+
+Shared by the orchestrator's integration tests and the browser tests (tests/e2e), so both start
+the service the same way. Everything here runs the real parts; the callers name what they create
+(pools, networks) with a prefix unique to their session and remove it with the helpers below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
+CHP = os.environ.get("TMPNB_TEST_CHP", "/usr/bin/configurable-http-proxy")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (requests.RequestException, OSError, KeyError, ValueError) as error:
+            last_error = error
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+class Proxy:
+    """configurable-http-proxy on free loopback ports, restartable on the same ports."""
+
+    def __init__(self, workdir: Path, default_target_port: int) -> None:
+        self.token = secrets.token_hex(16)
+        self.port, self.api_port = free_port(), free_port()
+        self.default_target_port = default_target_port
+        self.log = workdir / f"chp-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.token, "NODE_PATH": "/usr/share/nodejs"}
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [CHP, "--ip=127.0.0.1", f"--port={self.port}", "--api-ip=127.0.0.1",
+                 f"--api-port={self.api_port}",
+                 f"--default-target=http://127.0.0.1:{self.default_target_port}"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(lambda: self.routes() is not None, 30, "configurable-http-proxy to answer")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def routes(self) -> dict:
+        response = requests.get(
+            f"{self.api_url}/api/routes",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=5,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+class Stack:
+    """A proxy and an orchestrator for one pool; the orchestrator can be killed and restarted."""
+
+    def __init__(self, workdir: Path, pool_name: str, network: str, options: dict) -> None:
+        self.pool_name = pool_name
+        self.port, self.admin_port = free_port(), free_port()
+        self.proxy = Proxy(workdir, self.port)
+        self.api_token = secrets.token_hex(16)
+        self.admin_token = secrets.token_hex(16)
+        self.log = workdir / f"orchestrator-{pool_name}.log"
+        self.options = {
+            "image": IMAGE,
+            "pool_name": pool_name,
+            "pool_size": 1,
+            "docker_network": network,
+            "use_tokens": "true",
+            "port": self.port,
+            "admin_port": self.admin_port,
+            "proxy_endpoint": self.proxy.api_url,
+            "proxy_public_url": self.proxy.url,
+            "ready_timeout": 120,
+            "reconcile_period": 1,
+            "cull_period": 2,
+            "cull_timeout": 3600,
+            "mem_limit": "384m",
+            **options,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def argv(self, **overrides) -> list[str]:
+        options = {**self.options, **overrides}
+        return [sys.executable, "-m", "orchestrator"] + [
+            f"--{name}={value}" for name, value in options.items() if value is not None
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CONFIGPROXY_AUTH_TOKEN": self.proxy.token,
+            "API_AUTH_TOKEN": self.api_token,
+            "ADMIN_AUTH_TOKEN": self.admin_token,
+        }
+
+    def start(self, wait_ready: bool = True) -> None:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                self.argv(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(self._answers, 60, f"orchestrator {self.pool_name} to listen")
+        if wait_ready:
+            self.wait_available(self.options["pool_size"])
+
+    def _answers(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            pytest.fail(f"orchestrator exited with {self.process.returncode}:\n{self.log_text()}")
+        return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).ok
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+        return None
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stats(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).json()
+
+    def wait_available(self, count: int, timeout: float = 180) -> None:
+        wait_for(
+            lambda: self.stats()["available"] >= count,
+            timeout,
+            f"{count} ready container(s) in pool {self.pool_name}",
+            interval=0.5,
+        )
+
+    def spawn(self, path: str = "") -> str:
+        """A visitor's click on /spawn/<path> through the proxy; returns the redirect target."""
+        response = requests.get(f"{self.proxy.url}/spawn/{path}", allow_redirects=False, timeout=30)
+        assert response.status_code == 302, response.text[:300]
+        return response.headers["Location"]
+
+    def admin(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.admin_token}"}
+        return requests.request(
+            method,
+            f"http://127.0.0.1:{self.admin_port}{path}",
+            headers=headers,
+            timeout=60,
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def isolated_network(client: docker.DockerClient, name: str, labels: dict) -> Iterator[str]:
+    """A bridge network like the deployed one: containers cannot talk to each other."""
+    created = client.networks.create(
+        name,
+        driver="bridge",
+        options={"com.docker.network.bridge.enable_icc": "false"},
+        labels=labels,
+    )
+    try:
+        yield name
+    finally:
+        created.remove()
+
+
+def remove_pool_containers(client: docker.DockerClient, pool_name: str) -> None:
+    """Remove every container of one pool, found by its label (never by a name pattern)."""
+    for container in client.containers.list(all=True, filters={"label": f"tmpnb.pool={pool_name}"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.remove(force=True)

@@ -1,0 +1,150 @@
+"""Browser tests of the visitor's experience: headless Chromium against the real service.
+
+One service for the whole module (configurable-http-proxy, the orchestrator with a pool of 2, the
+notebook image on a test network), started with the same code as the orchestrator's integration
+tests. Everything carries this session's id: the pool `e2e<id>`, the network `tmpnb-e2e<id>`;
+teardown removes exactly those. Each test saves a screenshot under .run/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parents[2]
+# The service's starting code is shared with the integration tests rather than copied.
+sys.path.insert(0, str(REPO / "orchestrator" / "tests"))
+from live_stack import (  # noqa: E402
+    IMAGE,
+    Stack,
+    isolated_network,
+    remove_pool_containers,
+)
+
+SCREENSHOTS = REPO / ".run" / "screenshots"
+# Debian's packages, named explicitly so that Selenium Manager never downloads a browser or driver.
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# A notebook server boots in seconds, but `make test` runs other suites on the same 2 cores.
+PAGE_TIMEOUT = 90
+# Short enough that the busy page frees up within the test, long enough that a notebook a
+# browser is using (its tab polls the server) is never idle that long.
+CULL_TIMEOUT = 20
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env(version="auto")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, docker_client) -> Iterator[Stack]:
+    """The running service, its pool of 2 ready; removed with everything it started."""
+    session_id = secrets.token_hex(3)
+    workdir = tmp_path_factory.mktemp("service")
+    with isolated_network(
+        docker_client, f"tmpnb-e2e{session_id}", {"tmpnb.test": session_id}
+    ) as network:
+        stack = Stack(
+            workdir,
+            f"e2e{session_id}",
+            network,
+            {"pool_size": 2, "cull_period": 2, "cull_timeout": CULL_TIMEOUT},
+        )
+        try:
+            stack.proxy.start()
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+            stack.proxy.stop()
+            remove_pool_containers(docker_client, stack.pool_name)
+
+
+@pytest.fixture(scope="session")
+def no_netlink(tmp_path_factory) -> Path:
+    """The LD_PRELOAD shim that keeps Docker's interface churn from aborting Chromium's requests
+    (see no_netlink.c), built once per session."""
+    library = tmp_path_factory.mktemp("shim") / "no_netlink.so"
+    source = Path(__file__).with_name("no_netlink.c")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True
+    )
+    return library
+
+
+@pytest.fixture
+def browser(no_netlink) -> Iterator[webdriver.Chrome]:
+    """A fresh headless Chromium per test: no cookie of one notebook leaks into the next test."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # the tests run as root, where Chromium's sandbox refuses to start
+        "--disable-dev-shm-usage",  # Docker-sized /dev/shm is too small for the renderer
+        "--window-size=1280,800",
+    ):
+        options.add_argument(argument)
+    # chromedriver passes its environment on to the browser it starts.
+    service = Service(
+        executable_path=CHROMEDRIVER, env={**os.environ, "LD_PRELOAD": str(no_netlink)}
+    )
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    yield driver
+    driver.quit()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, save what the browser showed: the page says more than the traceback."""
+    report = yield
+    driver = item.funcargs.get("browser") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and driver is not None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOTS / f"{item.name}-FAILED.png"))
+    return report
+
+
+@pytest.fixture
+def screenshot(browser, request) -> Callable[[str], Path]:
+    """`screenshot("busy")` saves .run/screenshots/<test>-busy.png for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(label: str) -> Path:
+        path = SCREENSHOTS / f"{request.node.name}-{label}.png"
+        assert browser.save_screenshot(str(path)), f"could not save {path}"
+        return path
+
+    return save
+
+
+def wait_until(browser: webdriver.Chrome, condition: Callable, what: str, timeout=PAGE_TIMEOUT):
+    """WebDriverWait with a message that names what did not happen, and where the browser is."""
+    try:
+        # A page that re-renders while it loads replaces the elements a condition just found.
+        return WebDriverWait(
+            browser,
+            timeout,
+            poll_frequency=0.5,
+            ignored_exceptions=[StaleElementReferenceException],
+        ).until(condition)
+    except TimeoutException as error:
+        pytest.fail(f"{what}: not seen within {timeout}s (at {browser.current_url}): {error!r}")
