@@ -46,6 +46,10 @@ lint: venv ## ruff, yamllint and ansible-lint (production profile).
 test: host-deps venv images lint ## Run every test: unit, integration, Molecule scenarios.
 	scripts/run-tests
 
+.PHONY: test-browser
+test-browser: host-deps venv images ## Browser tests of the visitor's pages (headless Chromium).
+	pytest tests/e2e
+
 .PHONY: up
 up: host-deps venv images ## Bring the service up on this machine and print its URL.
 	scripts/dev-up

@@ -10,6 +10,11 @@ import time
 
 import requests
 from conftest import PAGE_TIMEOUT, wait_until
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
@@ -47,11 +52,44 @@ class OutputOfFirstCell:
         if self.expected in " ".join(output.text for output in outputs).split():
             return True
         if time.monotonic() - self.last_run > self.RERUN_SECONDS:
-            editor = cell.find_element(By.CSS_SELECTOR, ".cm-content")
-            editor.click()
-            editor.send_keys(Keys.SHIFT, Keys.ENTER)
+            try:
+                editor = cell.find_element(By.CSS_SELECTOR, ".cm-content")
+                editor.click()
+                editor.send_keys(Keys.SHIFT, Keys.ENTER)
+            except NOT_YET:
+                return False
             self.last_run = time.monotonic()
         return False
+
+
+# What a page still settling throws at a click: a dialog over the cell, or the cell re-rendered.
+NOT_YET = (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+)
+
+
+class TypedIntoFirstCell:
+    """A wait condition that replaces the first code cell's text, once the cell takes clicks.
+
+    Right after the kernel is idle, Notebook may still be rendering the cell or showing a dialog
+    over it; a person would wait a moment and click again, and so does this.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __call__(self, browser) -> bool:
+        kernel_idle(browser)  # accepts a kernel dialog that may cover the cell
+        try:
+            editor = browser.find_element(By.CSS_SELECTOR, ".jp-CodeCell .cm-content")
+            editor.click()
+            editor.send_keys(Keys.CONTROL, "a")
+            editor.send_keys(self.text)
+        except NOT_YET:
+            return False
+        return True
 
 
 def test_a_crawler_fetching_the_link_takes_no_notebook(service, browser, screenshot):
@@ -87,10 +125,7 @@ def test_the_workshop_link_opens_a_notebook_that_runs_code(service, browser, scr
     # Typing before the notebook has rendered and its kernel started would type into a cell
     # that is about to be replaced.
     wait_until(browser, kernel_idle, "the notebook's kernel", timeout=PAGE_TIMEOUT * 2)
-    editor = browser.find_element(By.CSS_SELECTOR, ".jp-CodeCell .cm-content")
-    editor.click()
-    editor.send_keys(Keys.CONTROL, "a")
-    editor.send_keys("5*4")
+    wait_until(browser, TypedIntoFirstCell("5*4"), "the first cell to take the code")
     wait_until(browser, OutputOfFirstCell("20"), "the cell's output 20")
     screenshot("cell-output")
 
