@@ -213,3 +213,14 @@ def remove_pool_containers(client: docker.DockerClient, pool_name: str) -> None:
     for container in client.containers.list(all=True, filters={"label": f"tmpnb.pool={pool_name}"}):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             container.remove(force=True)
+
+
+def open_docker_client() -> docker.DockerClient:
+    """A client of the real engine, once the test image is known to be there."""
+    client = docker.from_env(version="auto")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        client.close()
+        pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
+    return client

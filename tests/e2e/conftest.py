@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 # The service's starting code is shared with the integration tests rather than copied.
 sys.path.insert(0, str(REPO / "orchestrator" / "tests"))
 from live_stack import (  # noqa: E402
-    IMAGE,
     Stack,
     isolated_network,
+    open_docker_client,
     remove_pool_containers,
 )
 
@@ -45,11 +45,7 @@ CULL_TIMEOUT = 20
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(version="auto")
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
+    client = open_docker_client()
     yield client
     client.close()
 

@@ -27,6 +27,7 @@ from live_stack import (  # noqa: F401
     Stack,
     free_port,
     isolated_network,
+    open_docker_client,
     remove_pool_containers,
     wait_for,
 )
@@ -34,11 +35,7 @@ from live_stack import (  # noqa: F401
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(version="auto")
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
+    client = open_docker_client()
     yield client
     client.close()
 
