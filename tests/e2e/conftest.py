@@ -41,6 +41,22 @@ PAGE_TIMEOUT = 90
 # Short enough that the busy page frees up within the test, long enough that a notebook a
 # browser is using (its tab polls the server) is never idle that long.
 CULL_TIMEOUT = 20
+# The operator's theme, as the tmpnb_* role variables would set it; the markup in the title
+# must show as text.
+THEME = {
+    "title": "Intro to <Python>",
+    "workshop_name": "Software Carpentry, Oslo",
+    "message": "Notebooks close after a while without activity: download what you want to keep.",
+    "links": "Workshop notes|https://example.org/notes,Code of conduct|/coc",
+}
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+    '<circle cx="32" cy="32" r="30" fill="#2a7ab0"/>'
+    '<text x="32" y="41" font-size="24" text-anchor="middle" fill="#fff" '
+    'font-family="sans-serif">SC</text></svg>'
+)
+PHONE = (390, 844)
+DESKTOP = (1280, 800)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +71,8 @@ def service(tmp_path_factory, docker_client) -> Iterator[Stack]:
     """The running service, its pool of 2 ready; removed with everything it started."""
     session_id = secrets.token_hex(3)
     workdir = tmp_path_factory.mktemp("service")
+    logo = workdir / "logo.svg"
+    logo.write_text(LOGO_SVG)
     with isolated_network(
         docker_client, f"tmpnb-e2e{session_id}", {"tmpnb.test": session_id}
     ) as network:
@@ -62,7 +80,13 @@ def service(tmp_path_factory, docker_client) -> Iterator[Stack]:
             workdir,
             f"e2e{session_id}",
             network,
-            {"pool_size": 2, "cull_period": 2, "cull_timeout": CULL_TIMEOUT},
+            {
+                "pool_size": 2,
+                "cull_period": 2,
+                "cull_timeout": CULL_TIMEOUT,
+                "logo": str(logo),
+                **THEME,
+            },
         )
         try:
             stack.proxy.start()
@@ -95,7 +119,7 @@ def browser(no_netlink) -> Iterator[webdriver.Chrome]:
         "--headless=new",
         "--no-sandbox",  # the tests run as root, where Chromium's sandbox refuses to start
         "--disable-dev-shm-usage",  # Docker-sized /dev/shm is too small for the renderer
-        "--window-size=1280,800",
+        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
     ):
         options.add_argument(argument)
     # chromedriver passes its environment on to the browser it starts.

@@ -13,16 +13,18 @@ import docker.errors as docker_errors
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
-from orchestrator import __version__, handlers
-from orchestrator.config import Config, ConfigError, help_text, parse
+from orchestrator import __version__, admin, handlers
+from orchestrator.config import LOGO_TYPES, Config, ConfigError, help_text, page_links, parse
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event, setup_logging
-from orchestrator.metrics import Metrics
+from orchestrator.metrics import Metrics, Timeline
 from orchestrator.model import LABEL_POOL
 from orchestrator.pool import Pool
 from orchestrator.proxy import ProxyClient, ProxyError
+from orchestrator.waiting import WaitingLine
 
 PROG = "tmpnb-orchestrator"
 TEMPLATES = str(Path(__file__).parent / "templates")
@@ -41,6 +43,7 @@ def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applica
             (r"/api/stats/?", handlers.StatsHandler),
             (r"/user/([^/]+)(?:/(.*))?", handlers.UserHandler),
             (r"/robots\.txt", handlers.RobotsHandler),
+            (r"/logo", handlers.LogoHandler),
         ],
         default_handler_class=handlers.NotFoundHandler,
         template_path=TEMPLATES,
@@ -48,13 +51,39 @@ def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applica
         config=config,
         metrics=metrics,
         api_token=config.api_token,
-        xsrf_cookies=False,  # no forms and no cookies: nothing to forge
+        theme=make_theme(config),
+        waiting_line=WaitingLine(
+            config.max_waiting, handlers.WAIT_TICKET_SECONDS, config.max_per_address
+        ),
+        # No forms; the one cookie is a place in line, which a forged request cannot use.
+        xsrf_cookies=False,
+    )
+
+
+def make_theme(config: Config) -> handlers.Theme:
+    """The operator's title, names, message, links and logo (read once: it was checked at start)."""
+    logo = logo_type = None
+    if config.logo:
+        logo = Path(config.logo).read_bytes()
+        logo_type = LOGO_TYPES[Path(config.logo).suffix.lower()]
+    return handlers.Theme(
+        title=config.title,
+        workshop_name=config.workshop_name,
+        message=config.message,
+        links=page_links(config.links),
+        logo=logo,
+        logo_type=logo_type,
     )
 
 
 def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Application:
     return web.Application(
         [
+            (r"/", web.RedirectHandler, {"url": admin.PAGE}),
+            (r"/admin/?", admin.AdminOverviewPage),
+            (r"/admin/login", admin.AdminLoginHandler),
+            (r"/admin/logout", admin.AdminLogoutHandler),
+            (r"/api/overview/?", admin.AdminOverviewPage, {"as_json": True}),
             (r"/api/pool/?", handlers.AdminPoolHandler),
             (r"/api/stats/?", handlers.AdminStatsHandler),
             (r"/metrics", handlers.MetricsHandler),
@@ -65,6 +94,10 @@ def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applicat
         config=config,
         metrics=metrics,
         admin_token=config.admin_token,
+        timeline=Timeline.for_metrics(metrics, pool.clock()),
+        cookie_secret=admin.cookie_secret(config.admin_token),
+        # The login form's XSRF cookie, kept to the admin page like the login cookie.
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "path": admin.COOKIE_PATH},
     )
 
 
@@ -102,6 +135,7 @@ async def serve(config: Config) -> None:
         raise StartupError(f"--port/--admin_port: cannot listen: {error.strerror}") from None
 
     metrics = Metrics()
+    metrics.info.info({"version": __version__, "pool": pool_name, "image": config.image})
     pool = Pool(config, docker, proxy, metrics)
     if config.static_files:
         try:
@@ -115,17 +149,26 @@ async def serve(config: Config) -> None:
             ) from None
         log_event("static-files", source=config.static_files, destination=config.static_dump_path)
     await pool.start()
+    public_app = make_public_app(config, pool, metrics)
+    admin_app = make_admin_app(config, pool, metrics)
+    metrics.waiting.set_function(lambda: len(public_app.settings["waiting_line"]))
     servers = [
-        HTTPServer(make_public_app(config, pool, metrics), xheaders=True),
-        HTTPServer(make_admin_app(config, pool, metrics)),
+        # The client address comes from X-Forwarded-For as trusted_proxy_hops says, not from
+        # tornado's xheaders, which would believe the last entry whatever the number of proxies.
+        HTTPServer(public_app),
+        HTTPServer(admin_app),
     ]
+    # The admin page's per-minute history: sampled often enough that no minute is skipped.
+    sampler = PeriodicCallback(lambda: admin_app.settings["timeline"].sample(pool.clock()), 10_000)
+    sampler.start()
     servers[0].add_sockets(public_sockets)
     servers[1].add_sockets(admin_sockets)
     if not config.admin_token:
         log_event(
             "warning",
             logging.WARNING,
-            what=f"ADMIN_AUTH_TOKEN unset: admin API open on {config.admin_ip}:{config.admin_port}",
+            what=f"ADMIN_AUTH_TOKEN unset: admin API open on {config.admin_ip}:{config.admin_port}"
+            ", admin page to loopback clients only",
         )
     log_event(
         "started",
@@ -145,6 +188,7 @@ async def serve(config: Config) -> None:
     await stopping.wait()
 
     log_event("stopping", pool=pool_name, containers_left=len(pool.slots))
+    sampler.stop()
     for server in servers:
         server.stop()  # no new visitors
     await pool.stop()  # containers stay for the next start to adopt

@@ -102,6 +102,67 @@ def _extra_hosts(values: list[str]) -> str | None:
     return None if ok else "comma-separated hostname:ip entries"
 
 
+LOGO_TYPES = {
+    ".gif": "image/gif",
+    ".jpeg": "image/jpeg",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
+LOGO_MAX_BYTES = 512 * 1024
+
+
+def _text(longest: int) -> Callable[[Any], str | None]:
+    def check(value: str) -> str | None:
+        ok = len(value) <= longest and all(line.isprintable() for line in value.splitlines())
+        return None if ok else f"printable text of at most {longest} characters"
+
+    return check
+
+
+def _logo(value: str) -> str | None:
+    accepts = f"a readable {'/'.join(sorted(LOGO_TYPES))} file of at most {LOGO_MAX_BYTES} bytes"
+    if os.path.splitext(value)[1].lower() not in LOGO_TYPES:
+        return accepts
+    try:
+        size = os.path.getsize(value)
+        with open(value, "rb"):
+            pass
+    except OSError:
+        return accepts
+    return None if 0 < size <= LOGO_MAX_BYTES else accepts
+
+
+def page_links(values: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, url) pairs from `Label|URL` entries; ValueError names the first bad one.
+
+    A URL is http(s):// or a path on this server: never javascript: or data:, whatever the
+    operator typed.
+    """
+    pairs = []
+    for item in values:
+        label, separator, url = item.rpartition("|")
+        label, url = label.strip(), url.strip()
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
+        local = not parts.scheme and not parts.netloc and url.startswith("/")
+        if not (separator and label and label.isprintable() and (absolute or local)):
+            raise ValueError(item)
+        if any(character.isspace() for character in url):
+            raise ValueError(item)
+        pairs.append((label, url))
+    return pairs
+
+
+def _links(values: list[str]) -> str | None:
+    try:
+        page_links(values)
+    except ValueError as error:
+        return f"Label|URL entries with an http(s):// or /path URL (bad: {error})"
+    return None
+
+
 _SIZE = r"[0-9]+[bkmgBKMG]?"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 
@@ -287,6 +348,55 @@ OPTIONS: tuple[Option, ...] = (
         "/srv/tmpnb/static",
         "Host directory that --static_files are extracted into",
         _matches(r"/[^\s]*", "an absolute path"),
+    ),
+    # --- the visitor's pages (every value is HTML-escaped where it is shown) ---
+    Option("title", str, "Jupyter notebooks", "Title of the visitor's pages", _text(80)),
+    Option(
+        "workshop_name",
+        str,
+        None,
+        "Name of the workshop, shown above each page's heading",
+        _text(120),
+    ),
+    Option(
+        "logo",
+        str,
+        None,
+        "Image file (" + ", ".join(sorted(LOGO_TYPES)) + ", at most 512 KiB) shown on the pages",
+        _logo,
+    ),
+    Option("message", str, None, "A message shown on the pages (plain text)", _text(2000)),
+    Option(
+        "links",
+        list,
+        [],
+        "Links shown on the pages, comma-separated Label|URL entries (http(s):// or /path)",
+        _links,
+    ),
+    # --- fairness ---
+    Option(
+        "max_per_address",
+        int,
+        0,
+        "Most notebooks in use at once by one client address (0: no limit; a room behind one "
+        "NAT address shares it)",
+        _at_least(0),
+    ),
+    Option(
+        "trusted_proxy_hops",
+        int,
+        1,
+        "Proxies in front of the orchestrator that add X-Forwarded-For (1: configurable-http-"
+        "proxy; 2: a front door such as HAProxy before it); the client address is the one the "
+        "outermost of them saw",
+        _at_least(0),
+    ),
+    Option(
+        "max_waiting",
+        int,
+        500,
+        "Most visitors waiting in line for a notebook; more get a 429 page",
+        _at_least(0),
     ),
 )
 

@@ -156,3 +156,23 @@ def spawn_count(slots: Iterable[Slot], pool_size: int) -> int:
     """How many containers to start so that the pool holds pool_size (tmpnb's capacity)."""
     alive = sum(1 for slot in slots if slot.state is not SlotState.REMOVING)
     return max(0, pool_size - alive)
+
+
+def client_address(peer: str, forwarded_for: Iterable[str], trusted_hops: int) -> str:
+    """The visitor's address, as the outermost of `trusted_hops` proxies saw it.
+
+    Each proxy appends the address that connected to it to X-Forwarded-For, so the last
+    `trusted_hops` addresses of the chain (the header's entries, then `peer`, who connected to
+    us) are our own proxies' views; the one before them is the visitor. Entries further left
+    are whatever the visitor sent and are ignored, so they cannot choose their address.
+    A request with fewer entries than expected did not pass every proxy: its leftmost is used.
+    """
+    chain = [part.strip() for header in forwarded_for for part in header.split(",")]
+    chain = [address for address in chain if address]
+    chain.append(peer)
+    return chain[max(len(chain) - 1 - trusted_hops, 0)]
+
+
+def in_use_by(slots: Iterable[Slot], address: str) -> int:
+    """How many live notebooks were handed to this client address."""
+    return sum(1 for slot in slots if slot.state is SlotState.IN_USE and slot.client == address)

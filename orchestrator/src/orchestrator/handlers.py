@@ -1,29 +1,52 @@
 """HTTP handlers: the visitor-facing app and the admin app.
 
 Visitors never see a 5xx or a traceback: the pool being empty is a 429 with a page that retries
-itself, and any unexpected error renders a plain page (write_error is overridden).
+itself (keeping the visitor's place in line, see waiting.py), and any unexpected error renders a
+plain page (write_error is overridden). Every page carries the operator's theme (title, workshop
+name, logo, message, links), HTML-escaped by the templates.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import secrets
 import time
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
 from orchestrator import __version__
+from orchestrator.decisions import client_address
 from orchestrator.model import Slot, user_path
+from orchestrator.waiting import Ticket, WaitingLine
 
 RETRY_AFTER_SECONDS = 5
+# A waiter's busy page shows their ticket every RETRY_AFTER_SECONDS; one that stopped asking
+# (tab closed) holds its place this long at most.
+WAIT_TICKET_SECONDS = 30
+WAIT_COOKIE = "tmpnb_wait"
 _NO_STORE = "no-store"
+# Inline styles and scripts of our own templates, the logo, nothing from elsewhere.
+_PAGE_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADINGS = {
+    400: "That request did not make sense",
+    401: "This needs a token",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "That does not work here",
+    429: "Too many requests",
+}
 
 
 class BaseHandler(web.RequestHandler):
-    """Plain error pages, no caching, CORS headers when configured."""
+    """Themed plain error pages, no caching, CORS headers when configured."""
 
     @property
     def pool(self) -> Any:
@@ -36,6 +59,13 @@ class BaseHandler(web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", _NO_STORE)
         self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", _PAGE_POLICY)
+        self.set_header("Referrer-Policy", "same-origin")
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        namespace = super().get_template_namespace()
+        namespace["theme"] = self.settings.get("theme") or Theme()
+        return namespace
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = (
@@ -48,7 +78,16 @@ class BaseHandler(web.RequestHandler):
         if self.request.path.startswith("/api/"):
             self.finish({"status": "error", "message": message})
         else:
-            self.render("error.html", status_code=status_code, reason=reason, message=message)
+            heading = _HEADINGS.get(status_code) or (
+                "Something went wrong" if status_code >= 500 else reason
+            )
+            self.render(
+                "error.html",
+                status_code=status_code,
+                reason=reason,
+                heading=heading,
+                message=message,
+            )
 
     def authorized(self, expected: str | None) -> bool:
         """True when no token is configured, or the request carries it (constant-time compare)."""
@@ -59,6 +98,34 @@ class BaseHandler(web.RequestHandler):
         if scheme.lower() not in ("token", "bearer"):
             return False
         return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+    def client_address(self) -> str:
+        """The visitor's real address behind `trusted_proxy_hops` proxies (see decisions.py)."""
+        return client_address(
+            self.request.remote_ip or "",
+            self.request.headers.get_list("X-Forwarded-For"),
+            self.config.trusted_proxy_hops,
+        )
+
+
+class Theme:
+    """What the operator put on every page; the templates escape each value."""
+
+    def __init__(
+        self,
+        title: str = "Jupyter notebooks",
+        workshop_name: str | None = None,
+        message: str | None = None,
+        links: list[tuple[str, str]] | None = None,
+        logo: bytes | None = None,
+        logo_type: str | None = None,
+    ) -> None:
+        self.title = title
+        self.workshop_name = workshop_name
+        self.paragraphs = [part.strip() for part in (message or "").split("\n\n") if part.strip()]
+        self.links = links or []
+        self.logo = logo
+        self.logo_type = logo_type
 
 
 class CorsMixin(BaseHandler):
@@ -84,12 +151,24 @@ class CorsMixin(BaseHandler):
 
 
 def _notebook_url(slot: Slot, path: str, query: str, with_token: bool) -> str:
-    """The visitor's deep link inside their notebook, query kept whole, token added if any."""
+    """The visitor's deep link inside their notebook: the path as it was sent (still
+    percent-encoded) and the query byte for byte, but for a `token` the visitor cannot choose."""
     url = f"{user_path(slot.path_id)}/{path.lstrip('/')}"
-    params = parse_qsl(query, keep_blank_values=True)
+    params = _without_token(query)
     if with_token and slot.token:
-        params.append(("token", slot.token))
-    return url + ("?" + urlencode(params) if params else "")
+        params.append(urlencode([("token", slot.token)]))
+    return url + ("?" + "&".join(params) if params else "")
+
+
+def _without_token(query: str) -> list[str]:
+    return [part for part in query.split("&") if part and part.split("=", 1)[0] != "token"]
+
+
+def _raw_rest(request_path: str, skip: int) -> str:
+    """What follows the first `skip` segments of the request's path, still percent-encoded
+    (tornado's path arguments are decoded, and re-encoding them would change the link)."""
+    parts = request_path.split("/", skip + 1)
+    return parts[skip + 1] if len(parts) > skip + 1 else ""
 
 
 class LoadingHandler(BaseHandler):
@@ -99,36 +178,117 @@ class LoadingHandler(BaseHandler):
         self.render(
             "loading.html",
             heading="Starting your notebook",
-            message="This takes a moment.",
+            message="This takes a few seconds.",
             next_url="/spawn" + self.config.redirect_uri,
             delay_ms=0,
+            steps=["Finding a free notebook", "Opening it in your browser"],
         )
 
 
+class LogoHandler(BaseHandler):
+    """`/logo`: the operator's logo, read once at start; a script in an SVG cannot run."""
+
+    def get(self) -> None:
+        theme = self.settings.get("theme")
+        if theme is None or theme.logo is None:
+            raise web.HTTPError(404, "There is no logo.")
+        self.set_header("Content-Type", theme.logo_type)
+        self.set_header("Cache-Control", "public, max-age=3600")
+        self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        self.finish(theme.logo)
+
+
 class SpawnHandler(BaseHandler):
-    """`/spawn/<path>?<query>`: 302 into a ready notebook at that path, with that query."""
+    """`/spawn/<path>?<query>`: 302 into a ready notebook at that path, with that query.
+
+    When every notebook is taken, or the ready ones are owed to visitors already waiting, the
+    visitor gets the busy page (429) and a place in line (see waiting.py).
+    """
+
+    @property
+    def line(self) -> WaitingLine:
+        return self.settings["waiting_line"]
 
     async def get(self, path: str) -> None:
         started = time.perf_counter()
-        slot = await self.pool.hand_out()
-        if slot is None:
-            self.set_status(429)
-            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-            self.render("full.html", retry_after=RETRY_AFTER_SECONDS)
+        address = self.client_address()
+        limit = self.config.max_per_address
+        if limit and self.pool.in_use_by(address) >= limit:
+            self._too_many(429, "limit.html", limit=limit)
             return
-        path = path or self.config.redirect_uri
+        now = time.monotonic()
+        self.line.expire(now)
+        ticket = self.line.show(self.get_cookie(WAIT_COOKIE), now)
+        slot = None
+        # No await between the check and hand_out's taking a container: nobody jumps the line.
+        if self.line.may_take(ticket, self.pool.available):
+            slot = await self.pool.hand_out(address)
+        else:
+            self.settings["metrics"].full.inc()
+        if slot is None:
+            self._wait(ticket, address, now)
+            return
+        self.line.leave(ticket)
+        if ticket is not None:
+            self.clear_cookie(WAIT_COOKIE, path="/spawn")
+        path = _raw_rest(self.request.path, 1) or self.config.redirect_uri  # after /spawn
         self.redirect(_notebook_url(slot, path, self.request.query, with_token=True))
         self.settings["metrics"].handout_seconds.observe(time.perf_counter() - started)
 
+    def _wait(self, ticket: Ticket | None, address: str, now: float) -> None:
+        if ticket is None:
+            ticket = self.line.join(secrets.token_urlsafe(16), address, now)
+            if ticket is None:
+                self._too_many(429, "error.html", status_code=429, reason="Too Many Requests",
+                               heading="Too many people are waiting",
+                               message="Every notebook is in use and the line is full. "
+                               "Please try again in a few minutes.")  # fmt: skip
+                return
+            self.set_cookie(
+                WAIT_COOKIE,
+                ticket.id,
+                path="/spawn",  # the busy page's own address; never sent to a notebook
+                max_age=WAIT_TICKET_SECONDS * 4,  # the server's ttl decides; this only tidies up
+                httponly=True,
+                samesite="Lax",
+            )
+        self._too_many(
+            429,
+            "full.html",
+            retry_after=RETRY_AFTER_SECONDS,
+            position=self.line.ahead_of(ticket) + 1,
+            waiting=len(self.line),
+            retry_url=self.request.uri,
+        )
+
+    def _too_many(self, status: int, template: str, **values: Any) -> None:
+        self.set_status(status)
+        self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.render(template, **values)
+
 
 class ApiSpawnHandler(CorsMixin):
-    """`POST /api/spawn/` (thebe-style clients): {"url": ...} or 429 {"status": "full"}."""
+    """`POST /api/spawn/` (thebe-style clients): {"url": ...} or 429 {"status": "full"}.
+
+    An API client does not wait in line, and takes no notebook owed to a visitor who does.
+    """
 
     async def post(self) -> None:
         if not self.authorized(self.settings["api_token"]):
             raise web.HTTPError(401, "an API token is required (Authorization: token ...)")
+        if self.request.body.strip():  # no field is read, but nonsense takes no notebook
+            try:
+                json.loads(self.request.body)
+            except ValueError:
+                raise web.HTTPError(400, "the request body is not JSON") from None
         started = time.perf_counter()
-        slot = await self.pool.hand_out()
+        line: WaitingLine = self.settings["waiting_line"]
+        line.expire(time.monotonic())
+        slot = None
+        if line.may_take(None, self.pool.available):
+            slot = await self.pool.hand_out(self.client_address())
+        else:
+            self.settings["metrics"].full.inc()
         if slot is None:
             self.set_status(429)
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
@@ -165,10 +325,12 @@ class UserHandler(BaseHandler):
                 message="Your notebook is still here; reconnecting.",
                 next_url=self.request.uri,
                 delay_ms=1500,
+                steps=["Restoring the connection", "Opening your notebook"],
             )
             return
         self.set_status(404)
-        query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k != "token"])
+        query = "&".join(_without_token(self.request.query))
+        rest = _raw_rest(self.request.path, 2)  # after /user/<id>
         new_url = "/spawn/" + (rest or self.config.redirect_uri).lstrip("/")
         self.render("gone.html", new_url=new_url + ("?" + query if query else ""))
 
@@ -183,7 +345,7 @@ class RobotsHandler(BaseHandler):
 
 class NotFoundHandler(BaseHandler):
     def prepare(self) -> None:
-        raise web.HTTPError(404, "There is nothing at this address.")
+        raise web.HTTPError(404, "There is nothing at this address; check the link.")
 
 
 # ----- admin app -----

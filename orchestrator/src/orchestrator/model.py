@@ -58,6 +58,7 @@ class Slot:
     container_id: str | None = None
     target: str | None = None  # http://ip:port the proxy sends the visitor to
     handed_out_at: datetime | None = None
+    client: str | None = None  # the address it was handed to (in memory: not after a restart)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,14 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from orchestrator import __version__
 from orchestrator.config import Config, host_binds, render_command
-from orchestrator.decisions import Activity, Adoption, plan_reconcile, select_for_cull, spawn_count
+from orchestrator.decisions import (
+    Activity,
+    Adoption,
+    in_use_by,
+    plan_reconcile,
+    select_for_cull,
+    spawn_count,
+)
 from orchestrator.docker_backend import ContainerSpec, DockerBackend, DockerError
 from orchestrator.events import log_event
 from orchestrator.metrics import Metrics
@@ -79,6 +86,7 @@ class Pool:
         self._port_lock = asyncio.Lock()
         self._http = AsyncHTTPClient()
         self.metrics.capacity.set(config.pool_size)
+        self.activity: dict[str, Activity] = {}  # the last cull pass's view, for the admin page
 
     # ----- lifecycle -----
 
@@ -110,8 +118,11 @@ class Pool:
         slot = self.slots.get(path_id)
         return slot is not None and slot.state is not SlotState.REMOVING
 
-    async def hand_out(self) -> Slot | None:
-        """A ready container for one visitor, or None when the pool is empty.
+    def in_use_by(self, address: str) -> int:
+        return in_use_by(self.slots.values(), address)
+
+    async def hand_out(self, client: str | None = None) -> Slot | None:
+        """A ready container for one visitor (at address `client`), or None when the pool is empty.
 
         The hand-out is written into the container's route before the visitor is redirected,
         so it survives a restart of the orchestrator (see model.py). A container whose route
@@ -124,6 +135,7 @@ class Pool:
                 continue
             slot.state = SlotState.IN_USE
             slot.handed_out_at = self.clock()
+            slot.client = client
             self._update_gauges()
             try:
                 await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
@@ -407,6 +419,7 @@ class Pool:
                 return await self._activity(slot, routes)
 
         activities = await asyncio.gather(*(activity(slot) for slot in in_use))
+        self.activity = {found.path_id: found for found in activities}
         cull_max = timedelta(seconds=self.config.cull_max) if self.config.cull_max else None
         chosen = select_for_cull(
             activities, self.clock(), timedelta(seconds=self.config.cull_timeout), cull_max

@@ -30,10 +30,10 @@ def test_a_visitor_lands_in_a_notebook_and_a_kernel_computes(make_stack):
 
 
 def test_deep_links_keep_path_and_query(make_stack):
-    stack = make_stack(pool_size=3)
+    stack = make_stack(pool_size=4)
     lab = urlsplit(stack.spawn("lab?reset"))
     assert lab.path.endswith("/lab")
-    assert "reset=" in lab.query and "token=" in lab.query
+    assert lab.query.startswith("reset&token=")  # the query as it was sent, then the token
     assert requests.get(stack.proxy.url + lab.path + "?" + lab.query, timeout=30).status_code == 200
 
     notebook = urlsplit(stack.spawn("notebooks/x.ipynb?kernel_name=python3"))
@@ -46,6 +46,14 @@ def test_deep_links_keep_path_and_query(make_stack):
     assert pull.path.endswith("/git-pull")
     query = parse_qs(pull.query)
     assert query["repo"] == ["https://github.com/a/b"] and query["urlpath"] == ["lab/tree/b"]
+    assert pull.query.startswith("repo=https%3A%2F%2Fgithub.com%2Fa%2Fb&urlpath=lab%2Ftree%2Fb&")
+
+    # A path with spaces and non-ASCII names, still percent-encoded; a query kept byte for byte,
+    # repeated keys and all; a token the link carries is replaced by the notebook's own.
+    odd = urlsplit(stack.spawn("lab/tree/Week%201/caf%C3%A9.ipynb?a=1&a=2&b=x%2By+z&token=guessed"))
+    assert odd.path.endswith("/lab/tree/Week%201/caf%C3%A9.ipynb")
+    assert odd.query.startswith("a=1&a=2&b=x%2By+z&token=")
+    assert parse_qs(odd.query)["token"] != ["guessed"] and len(parse_qs(odd.query)["token"]) == 1
 
 
 def test_a_full_pool_says_so_and_never_errors(make_stack, docker_client):

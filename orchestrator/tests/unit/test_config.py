@@ -7,6 +7,7 @@ from orchestrator.config import (
     ConfigError,
     help_text,
     host_binds,
+    page_links,
     parse,
     render_command,
 )
@@ -125,6 +126,17 @@ def test_secrets_come_from_the_environment_and_are_not_in_repr():
         (["positional"], "positional"),
         (["--host_network", "--docker_network=n"], "--host_network"),
         (["--config=/nonexistent/file.toml"], "--config"),
+        (["--title=" + "x" * 81], "--title"),
+        (["--message=bell\x07"], "--message"),
+        (["--logo=/etc/hostname"], "--logo"),
+        (["--logo=/nonexistent/logo.png"], "--logo"),
+        (["--links=no separator"], "--links"),
+        (["--links=Bad|javascript:alert(1)"], "--links"),
+        (["--links=Bad|//elsewhere.example/x"], "--links"),
+        (["--links=|https://example.org"], "--links"),
+        (["--max_per_address=-1"], "--max_per_address"),
+        (["--trusted_proxy_hops=-1"], "--trusted_proxy_hops"),
+        (["--max_waiting=-1"], "--max_waiting"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_option(argv, names):
@@ -181,3 +193,29 @@ def test_host_directories_accept_tmpnb_and_docker_forms():
         "/srv/a": {"bind": "/home/jovyan/a", "mode": "ro"},
         "/scratch": {"bind": "/scratch", "mode": "rw"},
     }
+
+
+def test_the_theme_options_take_text_a_logo_and_links(tmp_path):
+    logo = tmp_path / "logo.svg"
+    logo.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    path = tmp_path / "theme.toml"
+    path.write_text(
+        'title = "Data <b>Carpentry</b>"\n'
+        f'logo = "{logo}"\n'
+        'message = """Welcome!\n\nAsk a helper."""\n'
+        'links = ["Notes|https://example.org/notes?a=1&b=2", "Slides, part 1|/slides"]\n'
+    )
+    config = parse([f"--config={path}"], ENV)
+    assert config.title == "Data <b>Carpentry</b>"  # kept as typed; the pages escape it
+    assert config.logo == str(logo)
+    assert page_links(config.links) == [
+        ("Notes", "https://example.org/notes?a=1&b=2"),
+        ("Slides, part 1", "/slides"),
+    ]
+
+
+def test_fairness_defaults_suit_a_room_behind_one_address_and_the_proxy_in_front():
+    config = parse([], ENV)
+    assert config.max_per_address == 0
+    assert config.trusted_proxy_hops == 1
+    assert config.max_waiting > 0

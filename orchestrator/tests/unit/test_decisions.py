@@ -3,7 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from orchestrator.decisions import Activity, plan_reconcile, select_for_cull, spawn_count
+from orchestrator.decisions import (
+    Activity,
+    client_address,
+    in_use_by,
+    plan_reconcile,
+    select_for_cull,
+    spawn_count,
+)
 from orchestrator.model import ContainerRecord, RouteRecord, Slot, SlotState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -142,3 +149,31 @@ def test_the_pool_is_filled_to_capacity_counting_handed_out_containers():
     slots = [slot("a", SlotState.IN_USE), slot("b", SlotState.READY), slot("c", SlotState.REMOVING)]
     assert spawn_count(slots, 4) == 2
     assert spawn_count(slots, 1) == 0
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "hops", "expected"),
+    [
+        ("127.0.0.1", [], 0, "127.0.0.1"),  # nobody in front
+        ("127.0.0.1", ["1.2.3.4"], 0, "127.0.0.1"),  # no proxy trusted: the header is ignored
+        ("127.0.0.1", ["198.51.100.7"], 1, "198.51.100.7"),  # configurable-http-proxy in front
+        ("127.0.0.1", ["6.6.6.6, 198.51.100.7"], 1, "198.51.100.7"),  # a spoofed entry ignored
+        ("127.0.0.1", ["6.6.6.6", "198.51.100.7"], 1, "198.51.100.7"),  # two header lines
+        ("127.0.0.1", ["198.51.100.7, 10.0.0.2"], 2, "198.51.100.7"),  # HAProxy, then the proxy
+        ("127.0.0.1", ["6.6.6.6, 198.51.100.7, 10.0.0.2"], 2, "198.51.100.7"),
+        ("127.0.0.1", [], 1, "127.0.0.1"),  # came around the proxy (loopback only)
+        ("127.0.0.1", [" , "], 1, "127.0.0.1"),  # empty entries are not addresses
+    ],
+)
+def test_the_client_address_is_the_one_the_outermost_trusted_proxy_saw(
+    peer, forwarded, hops, expected
+):
+    assert client_address(peer, forwarded, hops) == expected
+
+
+def test_notebooks_in_use_are_counted_per_address():
+    slots = [slot("a", SlotState.IN_USE), slot("b", SlotState.IN_USE), slot("c", SlotState.READY)]
+    slots[0].client = slots[1].client = "10.0.0.1"
+    slots[2].client = "10.0.0.2"  # not in use: not counted
+    assert in_use_by(slots, "10.0.0.1") == 2
+    assert in_use_by(slots, "10.0.0.2") == 0

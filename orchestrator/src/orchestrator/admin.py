@@ -1,0 +1,357 @@
+"""The operator's page on the admin port: the pool, the notebooks in use, culls and errors.
+
+Who gets in:
+- With ADMIN_AUTH_TOKEN set, a request carrying `Authorization: token <admin token>` (scripts), or
+  a browser holding the signed cookie that the login form sets. The form posts the token (never in
+  a URL, so never in a log), is protected by Tornado's XSRF token, and the cookie is httponly,
+  SameSite=Strict, Secure when the page is served over HTTPS, and good for 12 hours. Its signing
+  key is derived from the admin token, so changing the token logs everyone out.
+- With no token set, only clients on loopback (an SSH tunnel, or curl on the host) get in; anyone
+  else gets a 403 page that says how to set a token.
+Everyone else gets a 403 page with the login form, never a traceback.
+
+The page is rendered on the server and reloads itself; it needs no script and no third-party asset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tornado import web
+
+from orchestrator import __version__
+from orchestrator.decisions import Activity
+from orchestrator.handlers import BaseHandler
+from orchestrator.metrics import Series, Timeline
+from orchestrator.model import RouteRecord, Slot, SlotState, user_path
+from orchestrator.proxy import ProxyError
+
+PAGE = "/admin/"
+# The cookie's path keeps it to the admin page: browsers send cookies to every port of a host,
+# and a visitor's notebook on the public port must never receive it.
+COOKIE = "tmpnb-admin"
+COOKIE_PATH = "/admin"
+COOKIE_MAX_AGE_DAYS = 0.5
+REFRESH_SECONDS = 10
+# What the timeline charts, in this order, with a label and a colour for each.
+CHARTS = (
+    ("handed_out", "Notebooks handed out", "#2b7bb9"),
+    ("full", "Visitors who found the pool empty", "#b98a2b"),
+    ("culled", "Notebooks culled", "#f37726"),
+    ("errors", "Errors", "#c0392b"),
+)
+
+
+def cookie_secret(admin_token: str | None) -> bytes:
+    """The key that signs the login cookie: derived from the token, random if there is none."""
+    if not admin_token:
+        return secrets.token_bytes(32)
+    return hmac.new(admin_token.encode(), b"tmpnb admin cookie", hashlib.sha256).digest()
+
+
+# ----- what the page shows: pure functions of the pool's state -----
+
+
+@dataclass(frozen=True)
+class NotebookRow:
+    path_id: str
+    container: str
+    handed_out_at: datetime | None
+    age: timedelta  # since it was handed out (or created, if that is unknown)
+    idle: timedelta  # since the last sign of use: a request, the notebook's own activity
+    busy: bool  # a kernel was executing at the last cull pass
+    cull_in: timedelta | None  # until the culler takes it, if it stays idle
+
+    @property
+    def user_path(self) -> str:
+        return user_path(self.path_id) + "/"
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    warm: int
+    in_use: int
+    starting: int
+    removing: int
+    capacity: int
+
+
+def pool_counts(slots: dict[str, Slot], capacity: int) -> PoolCounts:
+    states = [slot.state for slot in slots.values()]
+    return PoolCounts(
+        warm=states.count(SlotState.READY),
+        in_use=states.count(SlotState.IN_USE),
+        starting=states.count(SlotState.STARTING),
+        removing=states.count(SlotState.REMOVING),
+        capacity=capacity,
+    )
+
+
+def notebook_rows(
+    slots: dict[str, Slot],
+    activity: dict[str, Activity],
+    routes: dict[str, RouteRecord],
+    now: datetime,
+    cull_timeout: timedelta,
+    cull_max: timedelta | None,
+) -> list[NotebookRow]:
+    """One row per notebook in use, the longest idle first.
+
+    Idle is measured as the culler measures it (decisions.select_for_cull): from the latest of
+    the hand-out, the proxy's last request (read now) and the notebook's own last activity (from
+    the last cull pass).
+    """
+    rows = []
+    for slot in slots.values():
+        if slot.state is not SlotState.IN_USE:
+            continue
+        seen = activity.get(slot.path_id)
+        route = routes.get(slot.path_id)
+        moments = [
+            moment
+            for moment in (
+                slot.handed_out_at,
+                route.last_activity if route else None,
+                seen.proxy_last_activity if seen else None,
+                seen.notebook_last_activity if seen else None,
+            )
+            if moment is not None
+        ]
+        last = max(moments, default=slot.created)
+        idle = max(now - last, timedelta(0))
+        busy = bool(seen and seen.busy)
+        cull_in = None if busy else max(cull_timeout - idle, timedelta(0))
+        if cull_max is not None:
+            by_age = max(cull_max - (now - slot.created), timedelta(0))
+            cull_in = by_age if cull_in is None else min(cull_in, by_age)
+        rows.append(
+            NotebookRow(
+                path_id=slot.path_id,
+                container=(slot.container_id or "")[:12],
+                handed_out_at=slot.handed_out_at,
+                age=max(now - (slot.handed_out_at or slot.created), timedelta(0)),
+                idle=idle,
+                busy=busy,
+                cull_in=cull_in,
+            )
+        )
+    rows.sort(key=lambda row: row.idle, reverse=True)
+    return rows
+
+
+def duration(span: timedelta | None) -> str:
+    """A short human duration: 45 s, 12 min, 3 h 05 min, 2 d 4 h."""
+    if span is None:
+        return "-"
+    seconds = int(span.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def bar_chart(
+    series: Series, now: datetime, colour: str, width: int = 600, height: int = 64
+) -> str:
+    """An inline SVG bar chart of one series, one bar per minute, oldest on the left.
+
+    Each bar has a <title>, so hovering shows the minute and the count. Returned as markup for
+    the template (every piece of text in it is a number or a time written here).
+    """
+    counts = series.counts
+    peak = max(counts, default=0)
+    step = width / max(len(counts), 1)
+    bar = max(step - 1, 1)
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=len(counts) - 1)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{series.total} in the last {len(counts)} minutes">',
+        f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" class="axis"/>',
+    ]
+    for index, count in enumerate(counts):
+        if not count:
+            continue
+        bar_height = max(2.0, (height - 4) * count / peak)
+        minute = (start + timedelta(minutes=index)).strftime("%H:%M")
+        parts.append(
+            f'<rect x="{index * step:.1f}" y="{height - bar_height:.1f}" width="{bar:.1f}" '
+            f'height="{bar_height:.1f}" fill="{colour}"><title>{minute} UTC: {count}</title></rect>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ----- handlers -----
+
+
+class AdminPage(BaseHandler):
+    """Decides who is let in; renders a 403 page (with the login form) for everyone else."""
+
+    @property
+    def admin_token(self) -> str | None:
+        return self.settings["admin_token"]
+
+    def is_admin(self) -> bool:
+        if not self.admin_token:
+            return _loopback(self.request.remote_ip)
+        if self.authorized(self.admin_token):  # Authorization: token ... (constant time)
+            return True
+        value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_MAX_AGE_DAYS)
+        return value == b"admin"
+
+    def deny(self, problem: str | None = None) -> None:
+        self.set_status(403)
+        self.render(
+            "admin_denied.html",
+            has_token=bool(self.admin_token),
+            problem=problem,
+            admin_address=f"{self.config.admin_ip}:{self.config.admin_port}",
+        )
+
+
+class AdminOverviewPage(AdminPage):
+    """`GET /admin/`: the page; `GET /api/overview`: the same as JSON, for scripts."""
+
+    def initialize(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+
+    async def get(self) -> None:
+        if not self.is_admin():
+            if self.as_json:
+                raise web.HTTPError(403, "the admin token is required (Authorization: token ...)")
+            self.deny()
+            return
+        pool = self.pool
+        config = self.config
+        now = pool.clock()
+        timeline: Timeline = self.settings["timeline"]
+        timeline.sample(now)
+        proxy_answered = True
+        try:
+            routes = await pool.proxy.routes()
+        except ProxyError:
+            routes, proxy_answered = {}, False  # still show what is known; say the proxy is down
+        counts = pool_counts(pool.slots, config.pool_size)
+        rows = notebook_rows(
+            dict(pool.slots),
+            pool.activity,
+            routes,
+            now,
+            timedelta(seconds=config.cull_timeout),
+            timedelta(seconds=config.cull_max) if config.cull_max else None,
+        )
+        series = {item.name: item for item in timeline.series()}
+        # app.py ties this gauge to the public app's waiting line.
+        waiting = int(self.settings["metrics"].registry.get_sample_value("tmpnb_waiting") or 0)
+        if self.as_json:
+            self.finish(_as_json(counts, waiting, rows, series, now, proxy_answered))
+            return
+        self.render(
+            "admin.html",
+            counts=counts,
+            waiting=waiting,
+            rows=rows,
+            charts=[
+                (label, series[name], bar_chart(series[name], now, colour))
+                for name, label, colour in CHARTS
+            ],
+            minutes=timeline.minutes,
+            now=now,
+            proxy_answered=proxy_answered,
+            pool_name=pool.pool_name,
+            image=config.image,
+            version=__version__,
+            cull_timeout=duration(timedelta(seconds=config.cull_timeout)),
+            has_token=bool(self.admin_token),
+            refresh=REFRESH_SECONDS,
+            duration=duration,
+        )
+
+
+class AdminLoginHandler(AdminPage):
+    """`POST /admin/login` with the token in the form's body: sets the cookie, back to the page."""
+
+    def get(self) -> None:
+        self.redirect(PAGE)
+
+    def post(self) -> None:
+        self.check_xsrf_cookie()  # 403 if the form did not come from our own page
+        if not self.admin_token:
+            self.deny()
+            return
+        presented = self.get_body_argument("token", "").strip()
+        if not hmac.compare_digest(presented.encode(), self.admin_token.encode()):
+            self.deny("That is not the admin token.")
+            return
+        self.set_signed_cookie(
+            COOKIE,
+            "admin",
+            expires_days=None,  # gone when the browser closes; the signature expires anyway
+            httponly=True,
+            samesite="Strict",
+            secure=self.request.protocol == "https",
+            path=COOKIE_PATH,
+        )
+        self.redirect(PAGE)
+
+
+class AdminLogoutHandler(AdminPage):
+    def post(self) -> None:
+        self.check_xsrf_cookie()
+        self.clear_cookie(COOKIE, path=COOKIE_PATH)
+        self.redirect(PAGE)
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _as_json(
+    counts: PoolCounts,
+    waiting: int,
+    rows: list[NotebookRow],
+    series: dict[str, Series],
+    now: datetime,
+    proxy_answered: bool,
+) -> dict[str, Any]:
+    return {
+        "time": now.isoformat(),
+        "proxy_answered": proxy_answered,
+        "pool": {
+            "warm": counts.warm,
+            "in_use": counts.in_use,
+            "starting": counts.starting,
+            "removing": counts.removing,
+            "capacity": counts.capacity,
+            "waiting": waiting,
+        },
+        "notebooks": [
+            {
+                "path": row.user_path,
+                "container": row.container,
+                "age_seconds": round(row.age.total_seconds()),
+                "idle_seconds": round(row.idle.total_seconds()),
+                "busy": row.busy,
+                "cull_in_seconds": None
+                if row.cull_in is None
+                else round(row.cull_in.total_seconds()),
+            }
+            for row in rows
+        ],
+        "per_minute": {name: list(item.counts) for name, item in series.items()},
+    }
