@@ -50,13 +50,29 @@ test: host-deps venv images lint ## Run every test: unit, integration, Molecule 
 test-browser: host-deps venv images ## Browser tests of the visitor's pages (headless Chromium).
 	pytest tests/e2e
 
+.PHONY: test-reliability
+test-reliability: host-deps venv images ## Faults repeated, load (200 visitors, 500 spawns): 20-30 min.
+	pytest tests/reliability -m slow
+
 .PHONY: up
-up: host-deps venv images ## Bring the service up on this machine and print its URL.
+up: host-deps venv ## Build the images, provision a local node with site.yml, print its URL.
 	scripts/dev-up
+
+.PHONY: down
+down: venv ## Remove the local node of `make up` and everything it holds.
+	ansible-playbook playbooks/local-node.yml -e local_node_state=absent
+
+.PHONY: check-up
+check-up: host-deps venv ## Prove `make up`: a notebook runs code, a second run changes nothing, `make down`.
+	scripts/check-up
 
 .PHONY: bench
 bench: host-deps venv images ## Run the benchmarks and print their tables.
 	python bench/run.py
+
+.PHONY: bench-peer
+bench-peer: host-deps venv images ## Side by side with JupyterHub + DockerSpawner (its own venv; ~30 min).
+	python bench/peer/run.py
 
 .PHONY: clean
 clean: ## Remove every container, network and image that tests and `make up` left behind.

@@ -8,6 +8,7 @@ the service the same way. Everything here runs the real parts; the callers name 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import docker
 import pytest
@@ -224,3 +226,57 @@ def open_docker_client() -> docker.DockerClient:
         client.close()
         pytest.fail(f"test image {IMAGE} is missing: build it first (make images)")
     return client
+
+
+# ----- a visitor's view, shared by the integration and reliability suites -----
+
+
+def visit(stack: Stack) -> tuple[str, str]:
+    """Hand out a notebook; return (its base URL through the proxy, its token)."""
+    url = urlsplit(stack.spawn("tree"))
+    return stack.proxy.url + url.path.rsplit("/tree", 1)[0], parse_qs(url.query)["token"][0]
+
+
+def notebook_status(base_url: str, token: str) -> int:
+    return requests.get(
+        f"{base_url}/api/status", headers={"Authorization": f"token {token}"}, timeout=5
+    ).status_code
+
+
+def pool_containers(client: docker.DockerClient, pool_name: str) -> list:
+    return client.containers.list(all=True, filters={"label": f"tmpnb.pool={pool_name}"})
+
+
+def run_code(base_url: str, token: str, code: str, timeout: float = 60) -> str:
+    """Start a kernel through the proxy, execute `code` over its websocket, return the result."""
+    import websocket
+
+    headers = {"Authorization": f"token {token}"}
+    kernel = requests.post(f"{base_url}/api/kernels", headers=headers, json={}, timeout=60)
+    kernel.raise_for_status()
+    kernel_id = kernel.json()["id"]
+    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+    connection = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=max(timeout, 180)
+    )
+    try:
+        msg_id = secrets.token_hex(8)
+        connection.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                       "session": secrets.token_hex(8), "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(connection.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "execute_result":
+                return message["content"]["data"]["text/plain"]
+            if message["msg_type"] == "error":
+                raise AssertionError(message["content"])
+        raise AssertionError("no execute_result")
+    finally:
+        connection.close()
