@@ -16,7 +16,6 @@ import contextlib
 import importlib.util
 import json
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -81,46 +80,13 @@ def figure(request) -> Callable[..., None]:
     return record
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client = open_docker_client()
-    yield client
-    client.close()
+from live_fixtures import docker_client, make_stack, network, session_id  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
-def session_id() -> str:
-    return secrets.token_hex(3)
-
-
-@pytest.fixture(scope="session")
-def network(docker_client, session_id) -> Iterator[str]:
-    with isolated_network(
-        docker_client, f"tmpnb-rel{session_id}", {"tmpnb.test": session_id}
-    ) as name:
-        yield name
-
-
-@pytest.fixture
-def make_stack(tmp_path, network, session_id, docker_client) -> Iterator[Callable[..., Stack]]:
-    """Factory: `make_stack(pool_size=2, ...)` starts a proxy and an orchestrator, ready."""
-    stacks: list[Stack] = []
-
-    def make(start: bool = True, **options) -> Stack:
-        pool_name = f"rel{session_id}{len(stacks)}{secrets.token_hex(2)}"
-        stack = Stack(tmp_path, pool_name, network, options)
-        stacks.append(stack)
-        stack.proxy.start()
-        if start:
-            stack.start()
-        return stack
-
-    yield make
-    for stack in stacks:
-        stack.stop()
-        stack.proxy.stop()
-        remove_pool_containers(docker_client, stack.pool_name)
-        # Kept beside pytest's tmp dir: the logs of a failed run are worth reading.
+def pool_prefix() -> str:
+    """Pools `rel<session id>...`, network `tmpnb-rel<session id>` (see live_fixtures.py)."""
+    return "rel"
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
 
-import docker
 import pytest
 import requests
+from live_fixtures import docker_client, make_stack, network, session_id  # noqa: F401
 
 # The service's starting code lives in tests/live_stack.py (on pythonpath, see pyproject.toml),
 # shared with the browser tests; the names are re-exported here for the test modules.
@@ -36,44 +35,9 @@ from live_stack import (  # noqa: F401
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client = open_docker_client()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def session_id() -> str:
-    return secrets.token_hex(3)
-
-
-@pytest.fixture(scope="session")
-def network(docker_client, session_id) -> Iterator[str]:
-    with isolated_network(
-        docker_client, f"tmpnb-it{session_id}", {"tmpnb.test": session_id}
-    ) as name:
-        yield name
-
-
-@pytest.fixture
-def make_stack(tmp_path, network, session_id, docker_client) -> Iterator[Callable[..., Stack]]:
-    """Factory: `make_stack(pool_size=2, ...)` starts a proxy and an orchestrator, ready."""
-    stacks: list[Stack] = []
-
-    def make(start: bool = True, **options) -> Stack:
-        pool_name = f"it{session_id}{len(stacks)}{secrets.token_hex(2)}"
-        stack = Stack(tmp_path, pool_name, network, options)
-        stacks.append(stack)
-        stack.proxy.start()
-        if start:
-            stack.start()
-        return stack
-
-    yield make
-    for stack in stacks:
-        stack.stop()
-        stack.proxy.stop()
-        remove_pool_containers(docker_client, stack.pool_name)
+def pool_prefix() -> str:
+    """Pools `it<session id>...`, network `tmpnb-it<session id>` (see live_fixtures.py)."""
+    return "it"
 
 
 def start_kernel_busy(base_url: str, token: str, seconds: int) -> str:
