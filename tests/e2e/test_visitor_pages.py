@@ -29,7 +29,10 @@ def kernel_idle(browser) -> bool:
     asks which kernel to start instead of starting the notebook's own: accept its choice, as a
     person would."""
     for accept in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"):
-        accept.click()
+        try:
+            accept.click()
+        except NOT_YET:
+            return False  # the dialog is still opening or closing: look again next time
     return bool(browser.find_elements(By.CSS_SELECTOR, KERNEL_IDLE))
 
 
@@ -48,6 +51,10 @@ class OutputOfFirstCell:
         self.last_run = float("-inf")
 
     def __call__(self, browser) -> bool:
+        # The kernel dialog can come back after the cell was typed (a slow server's kernel
+        # restart): accept it, or every Shift+Enter lands on the dialog.
+        if not kernel_idle(browser):
+            return False
         cell = browser.find_element(By.CSS_SELECTOR, ".jp-CodeCell")
         outputs = cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
         if self.expected in " ".join(output.text for output in outputs).split():
@@ -190,6 +197,8 @@ def test_a_notebook_that_is_gone_offers_a_new_one(service, browser, screenshot):
 def take_every_notebook(service) -> list[tuple[str, str]]:
     """Take the ready notebooks, as a room of participants would, and return each one's base URL
     and token. Only ready ones are asked for: a request that found none would join the line."""
+    # Earlier tests' notebooks hold seats until the culler frees them: start from a full pool.
+    service.wait_available(2)
     taken = []
     while service.stats()["available"] > 0:
         taken.append(visit(service))

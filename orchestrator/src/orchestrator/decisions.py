@@ -52,13 +52,15 @@ def plan_reconcile(
     known: Mapping[str, Slot],
     containers: Iterable[ContainerRecord],
     routes: Mapping[str, RouteRecord],
+    routes_kept: bool = False,
 ) -> ReconcilePlan:
     """Bring tracked slots, Docker's containers and the proxy's routes back into agreement.
 
     Docker is the truth: a route without a running container goes, a dead container goes, a
     running container we do not track is adopted (as in use unless its route says it was never
-    handed out), and a tracked slot that lost its route gets it back. Slots being started or
-    removed belong to the task doing that and are left alone.
+    handed out, or it has no route although the proxy kept every route: `routes_kept`), and a
+    tracked slot that lost its route gets it back. Slots being started or removed belong to the
+    task doing that and are left alone.
     """
     plan = ReconcilePlan()
     running: dict[str, ContainerRecord] = {}
@@ -76,7 +78,7 @@ def plan_reconcile(
             continue
         running[container.path_id] = container
         if slot is None:
-            plan.adopt.append(_adoption(container, routes.get(container.path_id)))
+            plan.adopt.append(_adoption(container, routes.get(container.path_id), routes_kept))
         elif slot.state in (SlotState.READY, SlotState.IN_USE):
             route = routes.get(container.path_id)
             if route is None or route.target != slot.target:
@@ -93,8 +95,12 @@ def plan_reconcile(
     return plan
 
 
-def _adoption(container: ContainerRecord, route: RouteRecord | None) -> Adoption:
+def _adoption(container: ContainerRecord, route: RouteRecord | None, routes_kept: bool) -> Adoption:
     if route is not None and route.state == ROUTE_POOLED:
+        return Adoption(container, SlotState.STARTING, None)
+    if route is None and routes_kept:
+        # A hand-out writes its route before the redirect, and the proxy lost none since: this
+        # container (started by a process killed before it routed it) was never given to anyone.
         return Adoption(container, SlotState.STARTING, None)
     if route is not None and route.state == ROUTE_HANDED_OUT:
         return Adoption(container, SlotState.IN_USE, route.handed_out_at)

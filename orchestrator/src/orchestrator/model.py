@@ -33,6 +33,14 @@ ROUTE_CONTAINER = "tmpnb_container"
 ROUTE_HANDED_OUT_AT = "tmpnb_handed_out_at"
 ROUTE_POOLED = "pooled"
 ROUTE_HANDED_OUT = "handed_out"
+# configurable-http-proxy keeps its routes in memory only. Each pool keeps one more route, outside
+# /user/, whose data says `tmpnb_routes_kept=<pool>`: while it is there, the proxy has lost no route
+# since the pool wrote it, so a container without a route was never handed out (see decisions.py).
+ROUTE_MARKER = "tmpnb_routes_kept"
+
+
+def marker_path(pool_name: str) -> str:
+    return f"/.tmpnb/routes-kept/{pool_name}"
 
 
 def user_path(path_id: str) -> str:

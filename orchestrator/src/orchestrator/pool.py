@@ -84,6 +84,9 @@ class Pool:
         self._loops: list[asyncio.Task[Any]] = []
         self._failures = 0  # consecutive failed spawns, for back-off
         self._port_lock = asyncio.Lock()
+        # Where the proxy's marker route points: this service, which answers it with a 404.
+        own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
+        self._own_url = f"http://{own_ip}:{config.port}"
         self._http = AsyncHTTPClient()
         self.metrics.capacity.set(config.pool_size)
         self.activity: dict[str, Activity] = {}  # the last cull pass's view, for the admin page
@@ -322,8 +325,8 @@ class Pool:
     async def reconcile_once(self) -> None:
         """Agree with Docker and the proxy: adopt, restore routes, remove the dead."""
         containers = await self.docker.list_pool(self.pool_name)
-        routes = await self.proxy.routes()
-        plan = plan_reconcile(self.slots, containers, routes)
+        routes, routes_kept = await self.proxy.listing()
+        plan = plan_reconcile(self.slots, containers, routes, routes_kept)
         for container in plan.remove_containers:
             await self.docker.remove(container.id)
             self.metrics.removed.labels("dead").inc()
@@ -360,6 +363,9 @@ class Pool:
                 log_event("route-restored", pool=self.pool_name, path=path_id, target=slot.target)
         for adoption in plan.adopt:
             await self._adopt(adoption)
+        if not routes_kept:
+            # Last: every route this pass restored is in place before the marker says so.
+            await self.proxy.mark_routes_kept(self._own_url)
         self._update_gauges()
         if not plan.empty:
             self._wake_refill.set()

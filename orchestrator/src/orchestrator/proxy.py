@@ -23,9 +23,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT_AT,
+    ROUTE_MARKER,
     ROUTE_POOL,
     ROUTE_STATE,
     RouteRecord,
+    marker_path,
     user_path,
 )
 from orchestrator.timeutil import parse_time
@@ -71,10 +73,26 @@ class ProxyClient:
 
     async def routes(self, inactive_since: datetime | None = None) -> dict[str, RouteRecord]:
         """This pool's routes by path id (`inactive_since` filters in the proxy)."""
+        return (await self.listing(inactive_since))[0]
+
+    async def listing(
+        self, inactive_since: datetime | None = None
+    ) -> tuple[dict[str, RouteRecord], bool]:
+        """This pool's routes, and whether the proxy still holds the pool's marker route (so it
+        has lost no route since `mark_routes_kept`)."""
         url = "/api/routes"
         if inactive_since is not None:
             url += "?inactive_since=" + quote(inactive_since.isoformat())
         raw = json.loads(await self._request("GET", url) or b"{}")
+        kept = raw.get(marker_path(self.pool_name), {}).get(ROUTE_MARKER) == self.pool_name
+        return self._pool_routes(raw), kept
+
+    async def mark_routes_kept(self, target: str) -> None:
+        """Write the marker route; `target` answers a visitor who follows it (with a 404)."""
+        body = {"target": target, ROUTE_MARKER: self.pool_name}
+        await self._request("POST", "/api/routes" + quote(marker_path(self.pool_name)), body=body)
+
+    def _pool_routes(self, raw: dict[str, Any]) -> dict[str, RouteRecord]:
         prefix = "/user/"
         routes = {}
         for path, data in raw.items():

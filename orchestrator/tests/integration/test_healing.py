@@ -34,6 +34,48 @@ def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
     assert other_url != base_url
 
 
+def _delete_route(stack, path: str) -> None:
+    requests.delete(
+        f"{stack.proxy.api_url}/api/routes{path}",
+        headers={"Authorization": f"token {stack.proxy.token}"},
+        timeout=5,
+    ).raise_for_status()
+
+
+def test_a_container_killed_before_its_route_is_offered_again_not_held(make_stack):
+    """A process killed between `docker start` and writing the route leaves a container nobody
+    was given. While the proxy has kept every route (its marker route is there), the next process
+    offers that container instead of holding it as in use until the culler's timeout."""
+    stack = make_stack(pool_size=1)
+    (path,) = [p for p in stack.proxy.routes() if p.startswith("/user/")]
+    assert f"/.tmpnb/routes-kept/{stack.pool_name}" in stack.proxy.routes()
+    stack.stop(signal.SIGKILL)
+    _delete_route(stack, path)  # as if the kill came before the route was written
+
+    stack.start(wait_ready=False)
+    stack.wait_available(1)
+    assert "state=starting" in stack.log_text() and "state=in_use" not in stack.log_text()
+    assert notebook_status(*visit(stack)) == 200
+
+
+def test_without_the_marker_a_container_without_a_route_is_held_as_in_use(make_stack):
+    """The proxy lost its routes (its marker too) while nothing orchestrated: a container without a
+    route may belong to a visitor, so it is never offered to another."""
+    stack = make_stack(pool_size=1)
+    (path,) = [p for p in stack.proxy.routes() if p.startswith("/user/")]
+    stack.stop(signal.SIGKILL)
+    _delete_route(stack, path)
+    _delete_route(stack, f"/.tmpnb/routes-kept/{stack.pool_name}")
+
+    stack.start(wait_ready=False)
+    wait_for(lambda: "event=adopted" in stack.log_text(), 30, "the adoption")
+    assert "state=in_use" in stack.log_text()
+    time.sleep(2)  # a reconcile pass and a refill look later, it is still nobody else's
+    assert stack.stats()["available"] == 0
+    newcomer = requests.get(f"{stack.proxy.url}/spawn/", allow_redirects=False, timeout=10)
+    assert newcomer.status_code == 429
+
+
 def test_sigterm_leaves_containers_for_the_next_start(make_stack, docker_client):
     stack = make_stack(pool_size=1)
     base_url, token = visit(stack)
@@ -52,7 +94,11 @@ def test_routes_are_back_within_5_s_after_a_proxy_restart(make_stack):
     wait_for(lambda: notebook_status(base_url, token) == 200, 5, "the visitor's route to come back")
     assert time.monotonic() - restarted <= 5
     # The ready container's route is back too, so it can still be handed out.
-    wait_for(lambda: len(stack.proxy.routes()) == 3, 5, "both routes and the default route")
+    wait_for(
+        lambda: len([path for path in stack.proxy.routes() if path.startswith("/user/")]) == 2,
+        5,
+        "both notebooks' routes",
+    )
     assert notebook_status(*visit(stack)) == 200
 
 

@@ -53,6 +53,16 @@ class TestAdoptionAtStart:
         plan = plan_reconcile({}, [container("a")], {})
         assert [a.state for a in plan.adopt] == [SlotState.IN_USE]
 
+    def test_without_a_route_while_the_proxy_kept_every_route_it_was_never_handed_out(self):
+        # Started by a process killed before it routed it: checked, then offered, not held.
+        plan = plan_reconcile({}, [container("a")], {}, routes_kept=True)
+        assert [a.state for a in plan.adopt] == [SlotState.STARTING]
+
+    def test_a_handed_out_route_wins_whether_or_not_the_proxy_kept_every_route(self):
+        routes = {"a": route("a", "handed_out", handed_out_at=NOW)}
+        plan = plan_reconcile({}, [container("a")], routes, routes_kept=True)
+        assert [a.state for a in plan.adopt] == [SlotState.IN_USE]
+
     def test_dead_containers_are_removed_with_their_routes(self):
         plan = plan_reconcile({}, [container("a", "exited")], {"a": route("a")})
         assert [c.path_id for c in plan.remove_containers] == ["a"]
