@@ -26,10 +26,10 @@ from typing import Any
 from tornado import web
 
 from orchestrator import __version__
-from orchestrator.decisions import Activity
+from orchestrator.decisions import cull_in, usage_of
 from orchestrator.handlers import BaseHandler
 from orchestrator.metrics import Series, Timeline
-from orchestrator.model import RouteRecord, Slot, SlotState, user_path
+from orchestrator.model import Slot, SlotState, user_path
 from orchestrator.proxy import ProxyError
 
 PAGE = "/admin/"
@@ -63,7 +63,7 @@ class NotebookRow:
     path_id: str
     container: str
     handed_out_at: datetime | None
-    age: timedelta  # since it was handed out (or created, if that is unknown)
+    age: timedelta  # since it was handed out
     idle: timedelta  # since the last sign of use: a request, the notebook's own activity
     busy: bool  # a kernel was executing at the last cull pass
     cull_in: timedelta | None  # until the culler takes it, if it stays idle
@@ -86,7 +86,7 @@ def pool_counts(slots: dict[str, Slot], capacity: int) -> PoolCounts:
     states = [slot.state for slot in slots.values()]
     return PoolCounts(
         warm=states.count(SlotState.READY),
-        in_use=states.count(SlotState.IN_USE),
+        in_use=states.count(SlotState.IN_USE) + states.count(SlotState.CLAIMED),
         starting=states.count(SlotState.STARTING),
         removing=states.count(SlotState.REMOVING),
         capacity=capacity,
@@ -94,51 +94,28 @@ def pool_counts(slots: dict[str, Slot], capacity: int) -> PoolCounts:
 
 
 def notebook_rows(
-    slots: dict[str, Slot],
-    activity: dict[str, Activity],
-    routes: dict[str, RouteRecord],
-    now: datetime,
-    cull_timeout: timedelta,
-    cull_max: timedelta | None,
+    slots: dict[str, Slot], now: float, cull_timeout: float, cull_max: float
 ) -> list[NotebookRow]:
     """One row per notebook in use, the longest idle first.
 
-    Idle is measured as the culler measures it (decisions.select_for_cull): from the latest of
-    the hand-out, the proxy's last request (read now) and the notebook's own last activity (from
-    the last cull pass).
+    Idle time and time left are the culler's own (decisions.usage_of and cull_in), from the
+    last cull pass's look at each notebook, on the monotonic clock `now`.
     """
     rows = []
     for slot in slots.values():
         if slot.state is not SlotState.IN_USE:
             continue
-        seen = activity.get(slot.path_id)
-        route = routes.get(slot.path_id)
-        moments = [
-            moment
-            for moment in (
-                slot.handed_out_at,
-                route.last_activity if route else None,
-                seen.proxy_last_activity if seen else None,
-                seen.notebook_last_activity if seen else None,
-            )
-            if moment is not None
-        ]
-        last = max(moments, default=slot.created)
-        idle = max(now - last, timedelta(0))
-        busy = bool(seen and seen.busy)
-        cull_in = None if busy else max(cull_timeout - idle, timedelta(0))
-        if cull_max is not None:
-            by_age = max(cull_max - (now - slot.created), timedelta(0))
-            cull_in = by_age if cull_in is None else min(cull_in, by_age)
+        usage = usage_of(slot)
+        left = cull_in(usage, now, cull_timeout, cull_max)
         rows.append(
             NotebookRow(
                 path_id=slot.path_id,
                 container=(slot.container_id or "")[:12],
                 handed_out_at=slot.handed_out_at,
-                age=max(now - (slot.handed_out_at or slot.created), timedelta(0)),
-                idle=idle,
-                busy=busy,
-                cull_in=cull_in,
+                age=timedelta(seconds=max(now - usage.handed_out, 0.0)),
+                idle=timedelta(seconds=max(now - usage.last_active, 0.0)),
+                busy=usage.busy,
+                cull_in=None if left is None else timedelta(seconds=left),
             )
         )
     rows.sort(key=lambda row: row.idle, reverse=True)
@@ -240,18 +217,11 @@ class AdminOverviewPage(AdminPage):
         timeline.sample(now)
         proxy_answered = True
         try:
-            routes = await pool.proxy.routes()
+            await pool.proxy.check()
         except ProxyError:
-            routes, proxy_answered = {}, False  # still show what is known; say the proxy is down
+            proxy_answered = False  # still show what is known; say the proxy is down
         counts = pool_counts(pool.slots, config.pool_size)
-        rows = notebook_rows(
-            dict(pool.slots),
-            pool.activity,
-            routes,
-            now,
-            timedelta(seconds=config.cull_timeout),
-            timedelta(seconds=config.cull_max) if config.cull_max else None,
-        )
+        rows = notebook_rows(pool.slots, pool.monotonic(), config.cull_timeout, config.cull_max)
         series = {item.name: item for item in timeline.series()}
         # app.py ties this gauge to the public app's waiting line.
         waiting = int(self.settings["metrics"].registry.get_sample_value("tmpnb_waiting") or 0)

@@ -112,10 +112,11 @@ async def serve(config: Config) -> None:
         container_ip=config.container_ip,
         network=config.docker_network,
         host_network=config.host_network,
+        timeout=config.docker_timeout,
     )
     proxy = ProxyClient(config.proxy_endpoint, config.proxy_token, pool_name)
     try:
-        api_version = await docker.check(config.image)
+        api_version, notebook_user = await docker.check(config.image, config.container_user)
         await proxy.check()
     except (DockerError, ProxyError) as error:
         docker.close()
@@ -136,7 +137,7 @@ async def serve(config: Config) -> None:
 
     metrics = Metrics()
     metrics.info.info({"version": __version__, "pool": pool_name, "image": config.image})
-    pool = Pool(config, docker, proxy, metrics)
+    pool = Pool(config, docker, proxy, metrics, notebook_user=notebook_user)
     if config.static_files:
         try:
             await docker.extract(
@@ -200,11 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--help" in args or "-h" in args:
         print(help_text(PROG))
         return 0
+    checking = "--check_config" in args or "--check-config" in args
+    args = [arg for arg in args if arg not in ("--check_config", "--check-config")]
     try:
-        config = parse(args)
+        config = parse(args, require_token=not checking)
     except ConfigError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
+    if checking:  # what the tmpnb role's template runs before it writes the file
+        print(f"{PROG}: configuration is valid")
+        return 0
     setup_logging()
     try:
         asyncio.run(serve(config))

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 # The notebook image's contract. {ip} is 0.0.0.0 inside the container's own network namespace,
 # and container_ip on the host network, so a host_network notebook is not exposed on every address.
-DEFAULT_COMMAND = "start-notebook --base-path={base_path} --port={port} --ip={ip} --token={token}"
+# The token is not on the command line (any account on the host can read /proc/*/cmdline): the
+# notebook reads it from its environment, JUPYTER_TOKEN. {token} is still accepted for old images.
+DEFAULT_COMMAND = "start-notebook --base-path={base_path} --port={port} --ip={ip}"
 COMMAND_PLACEHOLDERS = ("base_path", "port", "ip", "token")
 
 
@@ -62,6 +64,31 @@ def _http_url(value: str) -> str | None:
     parts = urlsplit(value)
     ok = parts.scheme in ("http", "https") and parts.hostname and not parts.path.strip("/")
     return None if ok else "an http(s)://host:port URL without a path"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+MIN_MEM_LIMIT = 128 * 1024**2  # a Jupyter server and one kernel do not start in less
+
+
+def size_bytes(value: str) -> int:
+    """Bytes in a Docker size such as 512m or 2g (validated by the option's pattern first)."""
+    number, unit = re.fullmatch(r"([0-9]+)([bkmgBKMG]?)", value).groups()  # type: ignore[union-attr]
+    return int(number) * _SIZE_UNITS[unit.lower()]
+
+
+def _mem_limit(value: str) -> str | None:
+    accepts = "a size such as 512m or 2g, at least 128m (0 would mean no limit at all)"
+    if not re.fullmatch(_SIZE, value):
+        return accepts
+    return None if size_bytes(value) >= MIN_MEM_LIMIT else accepts
+
+
+def _disk_limit(value: str) -> str | None:
+    accepts = "0 (the image's root stays writable, unlimited) or a size such as 256m, at least 16m"
+    if not re.fullmatch(_SIZE, value):
+        return accepts
+    size = size_bytes(value)
+    return None if size == 0 or size >= 16 * 1024**2 else accepts
 
 
 def _command(value: str) -> str | None:
@@ -189,6 +216,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("container_port", int, 8888, "Port for containers to bind to", _port),
     Option("cpu_shares", int, None, "Limit CPU shares, per container", _at_least(2)),
+    Option(
+        "warm_max_age",
+        float,
+        43200,
+        "Age (s) after which a notebook nobody took is replaced by a fresh one, a few per cull "
+        "pass, so a pool started days ahead is fresh; 0 disables",
+        _at_least(0),
+    ),
     Option("cull_period", float, 600, "Interval (s) for culling idle containers", _at_least(0.5)),
     Option("cull_timeout", float, 3600, "Timeout (s) for culling idle containers", _at_least(1)),
     Option(
@@ -211,8 +246,8 @@ OPTIONS: tuple[Option, ...] = (
         "mem_limit",
         str,
         "512m",
-        "Limit on memory, per container",
-        _matches(_SIZE, "a size such as 512m or 2g"),
+        "Limit on memory, per container (at least 128m)",
+        _mem_limit,
     ),
     Option(
         "pool_name",
@@ -259,7 +294,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cpu_quota",
         int,
-        None,
+        100000,
         "Limit CPU quota per container, in microseconds per 100 ms period (100000 = one CPU)",
         _at_least(1000),
     ),
@@ -267,14 +302,16 @@ OPTIONS: tuple[Option, ...] = (
         "cull_max",
         float,
         14400,
-        "Maximum age (s) of a container, whatever its activity; 0 disables",
+        "Longest time (s) a visitor keeps a notebook, counted from the hand-out, whatever its "
+        "activity; 0 disables",
         _at_least(0),
     ),
     Option(
         "docker_network",
         str,
-        None,
-        "Docker network the containers join (no host ports are published)",
+        "tmpnb-notebooks",
+        "Docker network the containers join (no host ports are published); made at start, "
+        "with inter-container traffic off, when it does not exist",
         _matches(_NAME, "a Docker network name"),
     ),
     Option(
@@ -300,12 +337,35 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "use_tokens",
         bool,
-        False,
+        True,
         "Give each container a secret token (>= 128 bits) that its URL carries",
     ),
     Option("user_length", int, 12, "Length of the random /user/<id> path", _at_least(8)),
     # --- this implementation ---
     Option("config", str, None, "TOML file with options (the command line overrides it)"),
+    Option(
+        "disk_limit",
+        str,
+        "256m",
+        "Writable space per notebook: its home (home_dir, seeded from the image) and /tmp are "
+        "in-memory file systems of this size, counted in mem_limit, and the rest of the file "
+        "system is read-only; 0 keeps the image's root writable and unlimited",
+        _disk_limit,
+    ),
+    Option(
+        "docker_timeout",
+        float,
+        60,
+        "Seconds one Docker API call may take before it counts as failed",
+        _at_least(1),
+    ),
+    Option(
+        "home_dir",
+        str,
+        "/home/jovyan",
+        "The notebook user's home in the image, made writable when disk_limit is set",
+        _matches(r"/[^\s:,]*", "an absolute path in the image"),
+    ),
     Option("ip", str, "127.0.0.1", "IP address for the main server to listen on"),
     Option(
         "pids_limit",
@@ -433,6 +493,9 @@ class Config:
         return (major, minor) < (1, 24)
 
 
+_EMPTY_UNSETS = frozenset({"docker_network"})
+
+
 def _convert(option: Option, raw: Any) -> Any:
     """Turn a command-line string or a TOML value into the option's type, or raise ConfigError."""
     accepts = {
@@ -465,7 +528,8 @@ def _convert(option: Option, raw: Any) -> Any:
             return float(raw)
         if not isinstance(raw, str):
             raise ValueError
-        return raw
+        # `--docker_network=` unsets the network (for host_network, or Docker's default bridge).
+        return None if raw == "" and option.name in _EMPTY_UNSETS else raw
     except (TypeError, ValueError):
         raise ConfigError(f"--{option.name}: got {raw!r}, expected {accepts}") from None
 
@@ -512,7 +576,9 @@ def _read_file(path: str) -> dict[str, Any]:
     return values
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+def parse(
+    argv: Sequence[str], environ: Mapping[str, str] | None = None, *, require_token: bool = True
+) -> Config:
     """Build the validated Config from the command line, the config file and the environment."""
     environ = os.environ if environ is None else environ
     command_line = _parse_argv(argv)
@@ -530,10 +596,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
             if accepts:
                 raise ConfigError(f"--{option.name}: got {value!r}, expected {accepts}")
     _check_command(values["command"])
-    if values["host_network"] and values["docker_network"]:
-        raise ConfigError("--host_network and --docker_network: choose one, not both")
+    _check_together(values)
 
     proxy_token = environ.get("CONFIGPROXY_AUTH_TOKEN", "")
+    if not proxy_token and not require_token:
+        proxy_token = "unused-when-checking"  # noqa: S105 (--check_config reads no secret)
     if not proxy_token:
         raise ConfigError("CONFIGPROXY_AUTH_TOKEN: not set; the proxy's API token is required")
     return Config(
@@ -542,6 +609,31 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
         api_token=environ.get("API_AUTH_TOKEN") or None,
         admin_token=environ.get("ADMIN_AUTH_TOKEN") or None,
     )
+
+
+def _check_together(values: Mapping[str, Any]) -> None:
+    """The rules that span several options; each names the options it compares."""
+    if values["host_network"] and values["docker_network"]:
+        raise ConfigError(
+            "--host_network and --docker_network: choose one, not both "
+            "(--docker_network= with nothing after it unsets the network)"
+        )
+    if values["cull_period"] > values["cull_timeout"]:
+        raise ConfigError(
+            f"--cull_period ({values['cull_period']:g}) must not be longer than --cull_timeout "
+            f"({values['cull_timeout']:g}): an idle notebook would outlive its timeout"
+        )
+    if values["cull_max"] and values["cull_max"] < values["cull_timeout"]:
+        raise ConfigError(
+            f"--cull_max ({values['cull_max']:g}) must be 0 or at least --cull_timeout "
+            f"({values['cull_timeout']:g}): a working visitor would lose their notebook first"
+        )
+    disk = values["disk_limit"]
+    if disk and size_bytes(disk) and size_bytes(disk) >= size_bytes(values["mem_limit"]):
+        raise ConfigError(
+            f"--disk_limit ({disk}) must be smaller than --mem_limit ({values['mem_limit']}): "
+            "the notebook's files are held in its memory"
+        )
 
 
 def _check_command(command: str) -> None:
@@ -568,6 +660,7 @@ def help_text(prog: str = "tmpnb-orchestrator") -> str:
         if option.kind is list:
             default = ",".join(default) or "none"
         lines.append(f"  --{option.name:<22} {option.help} (default {default})")
+    lines.append("  --check_config           validate the options (and --config file), then exit")
     lines.append("  --help                   show this help information")
     lines.append("")
     lines.append(

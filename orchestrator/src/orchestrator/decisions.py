@@ -1,18 +1,20 @@
 """What to adopt, restore, remove and cull: pure functions of what Docker and the proxy report.
 
-Nothing here does I/O or reads the clock; callers pass `now` (timezone-aware), so every rule is
-unit-tested in milliseconds. pool.py carries the plans out.
+Nothing here does I/O or reads a clock; callers pass `now` (durations on the monotonic clock,
+wall-clock moments timezone-aware), so every rule is unit-tested in milliseconds. pool.py
+carries the plans out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from orchestrator.model import (
     ROUTE_HANDED_OUT,
     ROUTE_POOLED,
+    ROUTE_REMOVING,
     ContainerRecord,
     RouteRecord,
     Slot,
@@ -32,7 +34,8 @@ class Adoption:
 @dataclass
 class ReconcilePlan:
     adopt: list[Adoption] = field(default_factory=list)
-    remove_containers: list[ContainerRecord] = field(default_factory=list)
+    remove_containers: list[ContainerRecord] = field(default_factory=list)  # nobody tracks them
+    discard: list[str] = field(default_factory=list)  # path ids of tracked slots to remove
     forget: list[str] = field(default_factory=list)  # path ids whose container is gone
     add_routes: list[str] = field(default_factory=list)  # path ids of tracked slots
     delete_routes: list[str] = field(default_factory=list)  # path ids
@@ -42,10 +45,16 @@ class ReconcilePlan:
         return not (
             self.adopt
             or self.remove_containers
+            or self.discard
             or self.forget
             or self.add_routes
             or self.delete_routes
         )
+
+
+# Slots whose own task (the spawn, the hand-out, the removal) is working on them: reconcile leaves
+# them alone.
+_OWNED_BY_A_TASK = (SlotState.STARTING, SlotState.CLAIMED, SlotState.REMOVING)
 
 
 def plan_reconcile(
@@ -58,9 +67,9 @@ def plan_reconcile(
 
     Docker is the truth: a route without a running container goes, a dead container goes, a
     running container we do not track is adopted (as in use unless its route says it was never
-    handed out, or it has no route although the proxy kept every route: `routes_kept`), and a
-    tracked slot that lost its route gets it back. Slots being started or removed belong to the
-    task doing that and are left alone.
+    handed out, or it has no route although the proxy kept every route: `routes_kept`) or, if its
+    route says a removal had begun, removed; a tracked slot that lost its route gets it back.
+    Slots being started, handed out or removed belong to the task doing that and are left alone.
     """
     plan = ReconcilePlan()
     running: dict[str, ContainerRecord] = {}
@@ -68,31 +77,42 @@ def plan_reconcile(
     for container in containers:
         seen.add(container.path_id)
         slot = known.get(container.path_id)
-        busy = slot is not None and slot.state in (SlotState.STARTING, SlotState.REMOVING)
+        owned = slot is not None and slot.state in _OWNED_BY_A_TASK
+        route = routes.get(container.path_id)
+        if owned:
+            if container.running:
+                running[container.path_id] = container
+            continue
         if not container.running:
-            if busy:
-                continue  # its spawner (or remover) is still working on it
-            plan.remove_containers.append(container)
             if slot is not None:
-                plan.forget.append(container.path_id)
+                plan.discard.append(container.path_id)
+            else:
+                plan.remove_containers.append(container)
             continue
         running[container.path_id] = container
         if slot is None:
-            plan.adopt.append(_adoption(container, routes.get(container.path_id), routes_kept))
-        elif slot.state in (SlotState.READY, SlotState.IN_USE):
-            route = routes.get(container.path_id)
-            if route is None or route.target != slot.target:
-                plan.add_routes.append(container.path_id)
+            if route is not None and route.state == ROUTE_REMOVING:
+                plan.remove_containers.append(container)  # a removal a stop interrupted
+            else:
+                plan.adopt.append(_adoption(container, route, routes_kept))
+        elif route is None or route.target != slot.target or route.state != _route_state(slot):
+            plan.add_routes.append(container.path_id)
 
     for path_id in routes:
         slot = known.get(path_id)
-        if path_id not in running and not (slot and slot.state is SlotState.STARTING):
+        if path_id not in running and not (slot and slot.state in _OWNED_BY_A_TASK):
             plan.delete_routes.append(path_id)
 
     for path_id, slot in known.items():
         if path_id not in seen and slot.state in (SlotState.READY, SlotState.IN_USE):
             plan.forget.append(path_id)
     return plan
+
+
+def _route_state(slot: Slot) -> str:
+    """What a tracked slot's route must say (a hand-out whose write timed out may have left
+    `handed_out` on a notebook that went back to the pool)."""
+    return ROUTE_HANDED_OUT if slot.state is SlotState.IN_USE else ROUTE_POOLED
 
 
 def _adoption(container: ContainerRecord, route: RouteRecord | None, routes_kept: bool) -> Adoption:
@@ -108,59 +128,108 @@ def _adoption(container: ContainerRecord, route: RouteRecord | None, routes_kept
     return Adoption(container, SlotState.IN_USE, None)
 
 
+# ----- culling, on the monotonic clock -----
+
+
+def observed_at(moment: datetime, wall_now: datetime, mono_now: float, floor: float) -> float:
+    """The monotonic time of a wall-clock `moment` (the proxy's or Jupyter's) read at `wall_now`.
+
+    Its age is taken from the wall clock but kept between 0 and `mono_now - floor` (`floor`: the
+    last time this value was read, or the hand-out): a clock step can then move it by at most one
+    cull period, never make a whole room look idle at once.
+    """
+    age = (wall_now - moment).total_seconds()
+    return mono_now - max(0.0, min(age, mono_now - floor))
+
+
 @dataclass(frozen=True)
-class Activity:
-    """What is known about the use of one handed-out container."""
+class Usage:
+    """What the culler knows of one handed-out notebook; times are monotonic seconds."""
 
     path_id: str
-    created: datetime
-    handed_out_at: datetime | None = None
-    proxy_last_activity: datetime | None = None  # last request through the proxy
-    notebook_last_activity: datetime | None = None  # the notebook server's own /api/status
+    handed_out: float
+    last_active: float  # the latest sign of use: a request, the notebook's own activity
     busy: bool = False  # a kernel is executing
     answered: bool = True  # False: the notebook server did not answer, so busy is unknown
 
 
-def select_for_cull(
-    activities: Iterable[Activity],
-    now: datetime,
-    cull_timeout: timedelta,
-    cull_max: timedelta | None,
-) -> list[tuple[str, str]]:
-    """The (path id, reason) of each container to cull: idle too long, or older than cull_max.
+def usage_of(slot: Slot) -> Usage:
+    handed_out = slot.handed_out_mono if slot.handed_out_mono is not None else slot.created_mono
+    last = max(handed_out, slot.last_active_mono or handed_out)
+    return Usage(slot.path_id, handed_out, last, slot.busy, slot.answered)
 
-    A busy kernel means not idle, whatever the proxy says: a long computation sends no traffic.
-    A notebook server that does not answer is overloaded, not dead (a dead one stops its
-    container), so it is not called idle either. cull_max applies regardless, so a runaway
-    container cannot hold a seat forever.
+
+def cull_reason(usage: Usage, now: float, cull_timeout: float, cull_max: float) -> str | None:
+    """Why this notebook is culled now ('max_age', 'idle'), or None.
+
+    cull_max counts from the hand-out (a pool may be started hours before the room arrives) and
+    applies whatever the activity, so a runaway notebook cannot hold a seat forever. A busy kernel
+    means not idle, whatever the proxy says: a long computation sends no traffic. A notebook that
+    does not answer is overloaded, not dead (a dead one stops its container), so not idle either.
     """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+    if cull_max and now - usage.handed_out > cull_max:
+        return "max_age"
+    if usage.busy or not usage.answered:
+        return None
+    return "idle" if now - usage.last_active > cull_timeout else None
+
+
+def select_for_cull(
+    usages: Iterable[Usage], now: float, cull_timeout: float, cull_max: float
+) -> list[tuple[str, str]]:
+    """The (path id, reason) of each notebook to cull now."""
     chosen = []
-    for activity in activities:
-        if cull_max is not None and now - activity.created > cull_max:
-            chosen.append((activity.path_id, "max_age"))
-            continue
-        if activity.busy or not activity.answered:
-            continue
-        moments = [
-            moment
-            for moment in (
-                activity.handed_out_at,
-                activity.proxy_last_activity,
-                activity.notebook_last_activity,
-            )
-            if moment is not None
-        ]
-        last = max(moments, default=activity.created)
-        if now - last > cull_timeout:
-            chosen.append((activity.path_id, "idle"))
+    for usage in usages:
+        reason = cull_reason(usage, now, cull_timeout, cull_max)
+        if reason:
+            chosen.append((usage.path_id, reason))
     return chosen
 
 
+def cull_in(usage: Usage, now: float, cull_timeout: float, cull_max: float) -> float | None:
+    """Seconds until the culler takes it if it stays as it is (None: not while a kernel is busy)."""
+    left = None
+    if not usage.busy and usage.answered:
+        left = max(cull_timeout - (now - usage.last_active), 0.0)
+    if cull_max:
+        by_age = max(cull_max - (now - usage.handed_out), 0.0)
+        left = by_age if left is None else min(left, by_age)
+    return left
+
+
+def select_for_refresh(
+    slots: Iterable[Slot], now: float, max_age: float, at_most: int
+) -> list[str]:
+    """Warm notebooks nobody took, older than `max_age`: the oldest `at_most`, to be replaced."""
+    if not max_age:
+        return []
+    stale = [
+        slot
+        for slot in slots
+        if slot.state is SlotState.READY and now - slot.created_mono > max_age
+    ]
+    stale.sort(key=lambda slot: slot.created_mono)
+    return [slot.path_id for slot in stale[:at_most]]
+
+
+def select_surplus(slots: Iterable[Slot], pool_size: int) -> list[str]:
+    """Warm notebooks beyond pool_size (left by a create that timed out after Docker made the
+    container, then adopted): the oldest go. Notebooks in use are never surplus."""
+    held = [slot for slot in slots if slot.state is not SlotState.GONE]
+    extra = len(held) - pool_size
+    ready = sorted(
+        (slot for slot in held if slot.state is SlotState.READY), key=lambda s: s.created_mono
+    )
+    return [slot.path_id for slot in ready[: max(extra, 0)]]
+
+
 def spawn_count(slots: Iterable[Slot], pool_size: int) -> int:
-    """How many containers to start so that the pool holds pool_size (tmpnb's capacity)."""
-    alive = sum(1 for slot in slots if slot.state is not SlotState.REMOVING)
+    """How many containers to start so that the pool holds pool_size (tmpnb's capacity).
+
+    A slot being removed still holds its container (and its memory) until Docker confirms it is
+    gone, so it counts: a removal that keeps failing cannot make the pool grow past pool_size.
+    """
+    alive = sum(1 for slot in slots if slot.state is not SlotState.GONE)
     return max(0, pool_size - alive)
 
 
@@ -180,5 +249,6 @@ def client_address(peer: str, forwarded_for: Iterable[str], trusted_hops: int) -
 
 
 def in_use_by(slots: Iterable[Slot], address: str) -> int:
-    """How many live notebooks were handed to this client address."""
-    return sum(1 for slot in slots if slot.state is SlotState.IN_USE and slot.client == address)
+    """How many live notebooks were handed (or are being handed) to this client address."""
+    taken = (SlotState.CLAIMED, SlotState.IN_USE)
+    return sum(1 for slot in slots if slot.state in taken and slot.client == address)

@@ -4,23 +4,29 @@ docker-py is blocking, so each call runs in a thread pool of `max_dock_workers` 
 loop keeps serving visitors while Docker is slow, and Docker never sees more than that many
 concurrent calls from us. Removing or stopping something that is already gone (404) or already
 being removed (409) counts as done.
+
+Every failure of a call is one `DockerError`, whatever raised it (docker-py's own errors, or the
+`requests` connection errors and read time-outs it lets through while the engine restarts), and
+every call has a time-out (`docker_timeout`): callers handle one typed error, and nothing waits
+forever on an engine that went away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
-import logging
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import docker.errors
+import requests
 
 from orchestrator.model import (
     LABEL_CREATED,
@@ -32,8 +38,11 @@ from orchestrator.model import (
 )
 from orchestrator.timeutil import parse_time
 
-log = logging.getLogger("tmpnb")
-T = TypeVar("T")
+# What docker-py raises when a call fails: its errors, and the requests/socket errors it passes.
+_CALL_FAILED = (docker.errors.DockerException, requests.RequestException, OSError)
+
+
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
 
 
 class DockerError(Exception):
@@ -58,6 +67,8 @@ class ContainerSpec:
     host_network: bool = False
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     extra_hosts: dict[str, str] = field(default_factory=dict)
+    tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options
+    read_only: bool = False  # the root file system
 
 
 class DockerBackend:
@@ -70,7 +81,9 @@ class DockerBackend:
         container_ip: str,
         network: str | None,
         host_network: bool,
+        timeout: float = 60,
     ) -> None:
+        self._timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._version = version
         self._client: docker.DockerClient | None = None
@@ -80,42 +93,72 @@ class DockerBackend:
         self.network = network
         self.host_network = host_network
 
-    async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, what: str, func: Any, *args: Any) -> Any:
+        """Run a blocking call in the pool; any failure, or no answer in time, is a DockerError
+        naming `what`. (A call that times out may still finish in its thread: what it made is
+        labelled, and the reconcile loop finds it.)"""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(func, *args, **kwargs))
+        future = loop.run_in_executor(self._executor, partial(func, *args))
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise DockerError(f"{what}: no answer from Docker in {self._timeout:g}s") from None
+        except DockerError:
+            raise
+        except _CALL_FAILED as error:
+            raise DockerError(f"{what}: {error}") from None
 
     def _api(self) -> docker.APIClient:
         if self._client is None:
             self._client = docker.from_env(
-                version=self._version, timeout=60, max_pool_size=max(10, self._max_workers)
+                version=self._version,
+                timeout=max(1, int(self._timeout)),
+                max_pool_size=max(10, self._max_workers),
             )
         return self._client.api
 
-    async def check(self, image: str) -> str:
-        """Docker answers, the image is present and the network exists; returns the API version."""
+    async def check(self, image: str, user: str | None = None) -> tuple[str, str | None]:
+        """Docker answers, the image is present and the network exists (it is made, with
+        inter-container traffic off, when missing); returns the API version and who the notebook
+        runs as (`user`, else the image's user)."""
 
-        def check() -> str:
+        def check() -> tuple[str, str | None]:
             try:
                 api = self._api()
                 api.ping()
-            except docker.errors.DockerException as error:
+            except _CALL_FAILED as error:
                 raise DockerError(f"cannot reach Docker: {error}") from None
             try:
-                api.inspect_image(image)
+                image_user = api.inspect_image(image).get("Config", {}).get("User") or None
             except docker.errors.ImageNotFound:
                 raise DockerError(
                     f"--image: {image} is not present on this Docker host (images are never pulled)"
                 ) from None
             if self.network:
-                try:
-                    api.inspect_network(self.network)
-                except docker.errors.NotFound:
-                    raise DockerError(
-                        f"--docker_network: network {self.network} does not exist"
-                    ) from None
-            return str(api.api_version)
+                self._ensure_network(api, self.network)
+            return str(api.api_version), user or image_user
 
-        return await self._run(check)
+        return await self._run("check", check)
+
+    @staticmethod
+    def _ensure_network(api: docker.APIClient, name: str) -> None:
+        try:
+            network = api.inspect_network(name)
+        except docker.errors.NotFound:
+            api.create_network(
+                name,
+                driver="bridge",
+                options={ICC_OPTION: "false"},
+                labels={"tmpnb.network": "true"},
+                check_duplicate=True,
+            )
+            return
+        options = network.get("Options") or {}
+        if network.get("Driver") == "bridge" and options.get(ICC_OPTION, "true") != "false":
+            raise DockerError(
+                f"--docker_network: network {name} lets its containers reach each other; "
+                f"create it with -o {ICC_OPTION}=false (or name a network that does not exist yet)"
+            )
 
     async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
         """Every container (running or not) labelled with this pool, without secrets."""
@@ -126,7 +169,7 @@ class DockerBackend:
             )
             return [self._record(summary) for summary in summaries if _path_id(summary)]
 
-        return await self._run(list_pool)
+        return await self._run("list containers", list_pool)
 
     async def inspect(self, container_id: str) -> ContainerRecord | None:
         """The full record of one container, token included; None when it is gone."""
@@ -138,7 +181,7 @@ class DockerBackend:
                 return None
             return self._record(attrs)
 
-        return await self._run(inspect)
+        return await self._run(f"inspect {container_id[:12]}", inspect)
 
     async def create_and_start(self, spec: ContainerSpec) -> ContainerRecord:
         def create_and_start() -> ContainerRecord:
@@ -155,6 +198,8 @@ class DockerBackend:
                 network_mode="host" if spec.host_network else spec.network,
                 binds=spec.volumes or None,
                 extra_hosts=spec.extra_hosts or None,
+                tmpfs=spec.tmpfs or None,
+                read_only=spec.read_only,
                 init=False,
             )
             created = api.create_container(
@@ -171,17 +216,16 @@ class DockerBackend:
             try:
                 api.start(container_id)
                 return self._record(api.inspect_container(container_id))
-            except docker.errors.DockerException:
-                _remove(api, container_id)
+            except _CALL_FAILED:
+                with contextlib.suppress(*_CALL_FAILED, DockerError):
+                    _remove(api, container_id)  # else labelled: the reconcile loop removes it
                 raise
 
-        try:
-            return await self._run(create_and_start)
-        except docker.errors.DockerException as error:
-            raise DockerError(f"cannot start a container of {spec.image}: {error}") from None
+        return await self._run(f"start a container of {spec.image}", create_and_start)
 
     async def remove(self, container_id: str) -> None:
-        await self._run(lambda: _remove(self._api(), container_id))
+        """Remove the container (and its anonymous volumes); gone already is done."""
+        await self._run(f"remove {container_id[:12]}", lambda: _remove(self._api(), container_id))
 
     async def extract(self, image: str, source: str, destination: str, labels: dict) -> None:
         """Copy `source` out of a never-started container of `image` into `destination`.
@@ -202,7 +246,7 @@ class DockerBackend:
             finally:
                 _remove(api, created["Id"])
 
-        await self._run(extract)
+        await self._run(f"extract {source} from {image}", extract)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

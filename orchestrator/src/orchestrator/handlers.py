@@ -22,6 +22,7 @@ from tornado import web
 from orchestrator import __version__
 from orchestrator.decisions import client_address
 from orchestrator.model import Slot, user_path
+from orchestrator.pool import HandOutFailed
 from orchestrator.waiting import Ticket, WaitingLine
 
 RETRY_AFTER_SECONDS = 5
@@ -198,11 +199,23 @@ class LogoHandler(BaseHandler):
         self.finish(theme.logo)
 
 
+def _split_uri(uri: str) -> tuple[str, str]:
+    """redirect_uri's path and query (an nbgitpuller link carries one)."""
+    path, _, query = uri.partition("?")
+    return path, query
+
+
+def _join_queries(*queries: str) -> str:
+    return "&".join(query for query in queries if query)
+
+
 class SpawnHandler(BaseHandler):
     """`/spawn/<path>?<query>`: 302 into a ready notebook at that path, with that query.
 
     When every notebook is taken, or the ready ones are owed to visitors already waiting, the
-    visitor gets the busy page (429) and a place in line (see waiting.py).
+    visitor gets the busy page (429) and a place in line (see waiting.py). One waiter gets one
+    notebook: while one of their requests is being served, another with the same ticket waits,
+    and once served, it is sent to the same notebook.
     """
 
     @property
@@ -212,27 +225,43 @@ class SpawnHandler(BaseHandler):
     async def get(self, path: str) -> None:
         started = time.perf_counter()
         address = self.client_address()
+        now = time.monotonic()
+        self.line.expire(now)
+        ticket = self.line.show(self.get_cookie(WAIT_COOKIE), now)
+        if ticket is not None and ticket.served_url is not None:
+            self.clear_cookie(WAIT_COOKIE, path="/spawn")
+            self.redirect(ticket.served_url)  # a second request of a waiter already served
+            return
         limit = self.config.max_per_address
         if limit and self.pool.in_use_by(address) >= limit:
             self._too_many(429, "limit.html", limit=limit)
             return
-        now = time.monotonic()
-        self.line.expire(now)
-        ticket = self.line.show(self.get_cookie(WAIT_COOKIE), now)
         slot = None
         # No await between the check and hand_out's taking a container: nobody jumps the line.
         if self.line.may_take(ticket, self.pool.available):
-            slot = await self.pool.hand_out(address)
+            self.line.claim(ticket)
+            try:
+                slot = await self.pool.hand_out(address)
+            except HandOutFailed:
+                self.line.unclaim(ticket)
+                self._retry_soon()
+                return
         else:
             self.settings["metrics"].full.inc()
         if slot is None:
+            self.line.unclaim(ticket)
             self._wait(ticket, address, now)
             return
-        self.line.leave(ticket)
+        if self.request.path.rstrip("/") in ("/spawn", ""):
+            path, query = _split_uri(self.config.redirect_uri)
+            query = _join_queries(query, self.request.query)
+        else:
+            path, query = _raw_rest(self.request.path, 1), self.request.query  # after /spawn
+        url = _notebook_url(slot, path, query, with_token=True)
         if ticket is not None:
+            self.line.serve(ticket, url, time.monotonic())
             self.clear_cookie(WAIT_COOKIE, path="/spawn")
-        path = _raw_rest(self.request.path, 1) or self.config.redirect_uri  # after /spawn
-        self.redirect(_notebook_url(slot, path, self.request.query, with_token=True))
+        self.redirect(url)
         self.settings["metrics"].handout_seconds.observe(time.perf_counter() - started)
 
     def _wait(self, ticket: Ticket | None, address: str, now: float) -> None:
@@ -261,6 +290,19 @@ class SpawnHandler(BaseHandler):
             retry_url=self.request.uri,
         )
 
+    def _retry_soon(self) -> None:
+        """The proxy did not take the hand-out: nothing was lost, the page tries again."""
+        self.set_status(503)
+        self.set_header("Retry-After", "2")
+        self.render(
+            "loading.html",
+            heading="Connecting you to a notebook",
+            message="That took longer than it should; trying again.",
+            next_url=self.request.uri,
+            delay_ms=2000,
+            steps=["Finding a free notebook", "Opening it in your browser"],
+        )
+
     def _too_many(self, status: int, template: str, **values: Any) -> None:
         self.set_status(status)
         self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
@@ -270,7 +312,8 @@ class SpawnHandler(BaseHandler):
 class ApiSpawnHandler(CorsMixin):
     """`POST /api/spawn/` (thebe-style clients): {"url": ...} or 429 {"status": "full"}.
 
-    An API client does not wait in line, and takes no notebook owed to a visitor who does.
+    An API client does not wait in line, takes no notebook owed to a visitor who does, and is
+    held to max_per_address like everyone else.
     """
 
     async def post(self) -> None:
@@ -282,23 +325,35 @@ class ApiSpawnHandler(CorsMixin):
             except ValueError:
                 raise web.HTTPError(400, "the request body is not JSON") from None
         started = time.perf_counter()
+        address = self.client_address()
+        limit = self.config.max_per_address
+        if limit and self.pool.in_use_by(address) >= limit:
+            self._refuse(429, "limit", f"at most {limit} notebooks per address")
+            return
         line: WaitingLine = self.settings["waiting_line"]
         line.expire(time.monotonic())
         slot = None
         if line.may_take(None, self.pool.available):
-            slot = await self.pool.hand_out(self.client_address())
+            try:
+                slot = await self.pool.hand_out(address)
+            except HandOutFailed:
+                self._refuse(503, "retry", "the notebook could not be connected; try again")
+                return
         else:
             self.settings["metrics"].full.inc()
         if slot is None:
-            self.set_status(429)
-            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-            self.finish({"status": "full"})
+            self._refuse(429, "full", "every notebook is in use")
             return
         body = {"url": user_path(slot.path_id) + "/"}
         if slot.token:
             body["token"] = slot.token
         self.finish(body)
         self.settings["metrics"].handout_seconds.observe(time.perf_counter() - started)
+
+    def _refuse(self, status: int, kind: str, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.finish({"status": kind, "message": message})
 
 
 class StatsHandler(CorsMixin):
@@ -317,6 +372,13 @@ class UserHandler(BaseHandler):
     """An unrouted `/user/<id>/...`: its route is being restored, or the notebook is gone."""
 
     def get(self, path_id: str, rest: str | None) -> None:
+        if (rest or "").startswith("api/"):
+            # A notebook's API, not a page: say plainly it is not there (never a 200 a readiness
+            # probe could take for the notebook's own answer).
+            self.set_status(503 if self.pool.is_live(path_id) else 404)
+            self.set_header("Retry-After", "2")
+            self.finish({"status": "unavailable", "message": "this notebook is not reachable now"})
+            return
         if self.pool.is_live(path_id):
             # The proxy lost the route (e.g. it restarted); reconcile restores it within seconds.
             self.render(
@@ -331,7 +393,10 @@ class UserHandler(BaseHandler):
         self.set_status(404)
         query = "&".join(_without_token(self.request.query))
         rest = _raw_rest(self.request.path, 2)  # after /user/<id>
-        new_url = "/spawn/" + (rest or self.config.redirect_uri).lstrip("/")
+        if not rest:
+            rest, default_query = _split_uri(self.config.redirect_uri)
+            query = _join_queries(default_query, query)
+        new_url = "/spawn/" + rest.lstrip("/")
         self.render("gone.html", new_url=new_url + ("?" + query if query else ""))
 
     post = put = delete = patch = get

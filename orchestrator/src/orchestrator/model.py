@@ -33,6 +33,9 @@ ROUTE_CONTAINER = "tmpnb_container"
 ROUTE_HANDED_OUT_AT = "tmpnb_handed_out_at"
 ROUTE_POOLED = "pooled"
 ROUTE_HANDED_OUT = "handed_out"
+# Written over `handed_out` before a culled container is removed, and removed with the route after
+# the container: a restart part-way through finishes the removal, and never offers it again.
+ROUTE_REMOVING = "removing"
 # configurable-http-proxy keeps its routes in memory only. Each pool keeps one more route, outside
 # /user/, whose data says `tmpnb_routes_kept=<pool>`: while it is there, the proxy has lost no route
 # since the pool wrote it, so a container without a route was never handed out (see decisions.py).
@@ -49,24 +52,44 @@ def user_path(path_id: str) -> str:
 
 
 class SlotState(StrEnum):
+    """Where one container of the pool is in its life (lifecycle.py: which steps are allowed)."""
+
     STARTING = "starting"  # created or adopted, not yet answering through the proxy
     READY = "ready"  # answering through the proxy, waiting for a visitor
+    CLAIMED = "claimed"  # taken for one visitor; the hand-out is being written into its route
     IN_USE = "in_use"  # handed out (or possibly handed out: see the module docstring)
     REMOVING = "removing"  # being removed; nobody else touches it
+    GONE = "gone"  # its container is removed; the slot is forgotten
 
 
 @dataclass
 class Slot:
-    """One container of the pool, as the orchestrator tracks it between reconciliations."""
+    """One container of the pool, as the orchestrator tracks it between reconciliations.
+
+    Durations are measured on the monotonic clock (`*_mono`, seconds, time.monotonic), so a step
+    of the wall clock moves no cull; the wall-clock moments are kept for display and for the
+    proxy's route data only.
+    """
 
     path_id: str
     state: SlotState
     created: datetime
+    created_mono: float
     token: str = ""
     container_id: str | None = None
     target: str | None = None  # http://ip:port the proxy sends the visitor to
     handed_out_at: datetime | None = None
+    handed_out_mono: float | None = None
     client: str | None = None  # the address it was handed to (in memory: not after a restart)
+    image_id: str | None = None  # the image it runs (its ID), shown on the admin page
+    # What the culler last saw: the latest sign of use (monotonic estimate) and the wall-clock
+    # values it came from, so an unchanged value is not read again after a clock step.
+    last_active_mono: float | None = None
+    seen_activity: tuple[datetime | None, datetime | None] = (None, None)
+    last_looked_mono: float | None = None
+    busy: bool = False
+    answered: bool = True
+    removal_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,64 +2,75 @@
 
 `pool_size` is tmpnb's capacity: the pool holds that many containers, handed out or not, and
 keeps every one that is not handed out booted and ready. A container freed by culling, death or
-draining is replaced in the background. Three loops run beside the visitors' requests:
-refill (start what is missing), reconcile (agree with Docker and the proxy) and cull.
+draining is replaced in the background. Three loops run beside the visitors' requests: refill
+(start what is missing), reconcile (agree with Docker and the proxy) and cull.
+
+Every container's life follows lifecycle.py's table, and each slot has one owner at a time: its
+boot task while STARTING, the visitor's request while CLAIMED, its removal task while REMOVING.
+An owner steps the slot before its first await, so nobody else acts on it meanwhile. Whatever
+fails, an owner ends its slot in a state the table allows and the loops go on: a failure is one
+`event=error` line and one count in `tmpnb_errors_total`, never a stuck slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
 import secrets
 import socket
 import string
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-from orchestrator import __version__
-from orchestrator.config import Config, host_binds, render_command
+from orchestrator import backoff
+from orchestrator.config import Config
+from orchestrator.container_spec import container_spec
 from orchestrator.decisions import (
-    Activity,
     Adoption,
     in_use_by,
+    observed_at,
     plan_reconcile,
     select_for_cull,
+    select_for_refresh,
+    select_surplus,
     spawn_count,
+    usage_of,
 )
-from orchestrator.docker_backend import ContainerSpec, DockerBackend, DockerError
+from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
+from orchestrator.lifecycle import Step, step
 from orchestrator.metrics import Metrics
 from orchestrator.model import (
-    LABEL_CREATED,
-    LABEL_PATH,
-    LABEL_POOL,
-    LABEL_PORT,
-    LABEL_STATE,
-    LABEL_VERSION,
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT,
     ROUTE_HANDED_OUT_AT,
     ROUTE_POOLED,
+    ROUTE_REMOVING,
     ROUTE_STATE,
-    TOKEN_ENV,
     Slot,
     SlotState,
-    user_path,
 )
+from orchestrator.probes import NotebookProbe
 from orchestrator.proxy import ProxyClient, ProxyError
-from orchestrator.timeutil import isoformat, parse_time, utcnow
+from orchestrator.timeutil import isoformat, utcnow
 
 _PATH_ALPHABET = string.ascii_lowercase + string.digits
+# The same proxy and Docker failures every background step handles; anything else is a bug,
+# logged with its traceback, and the loop goes on.
+_EXPECTED = (DockerError, ProxyError)
 
 
 class NotReady(Exception):
     """A container did not answer through the proxy before its deadline."""
+
+
+class HandOutFailed(Exception):
+    """The proxy did not record a hand-out: nobody was redirected, the notebook stays offered."""
 
 
 class Pool:
@@ -69,7 +80,12 @@ class Pool:
         docker: DockerBackend,
         proxy: ProxyClient,
         metrics: Metrics,
+        *,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        probe: NotebookProbe | None = None,
+        notebook_user: str | None = None,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
     ) -> None:
         self.config = config
         self.pool_name = config.effective_pool_name
@@ -77,36 +93,48 @@ class Pool:
         self.proxy = proxy
         self.metrics = metrics
         self.clock = clock
+        self.monotonic = monotonic
+        self._sleep = sleep  # tests run the pool on a virtual clock
+        self.probe = probe or NotebookProbe(config.proxy_public_url)
+        self.notebook_user = notebook_user  # for the in-memory home's owner
         self.slots: dict[str, Slot] = {}
         self._ready: deque[str] = deque()
         self._wake_refill = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._failures = 0  # consecutive failed spawns, for back-off
+        # Path ids of spawns that failed before the container's id was known: if Docker made the
+        # container after all (a lost answer), this process knows nobody ever had it.
+        self._abandoned: set[str] = set()
         self._port_lock = asyncio.Lock()
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
-        self._http = AsyncHTTPClient()
         self.metrics.capacity.set(config.pool_size)
-        self.activity: dict[str, Activity] = {}  # the last cull pass's view, for the admin page
 
     # ----- lifecycle -----
 
-    async def start(self) -> None:
-        """Adopt what a previous run left, then keep the pool full, healthy and culled."""
-        await self.reconcile_once()
-        self._loops = [
-            asyncio.create_task(self._refill_loop(), name="refill"),
-            asyncio.create_task(
-                self._every(self.config.reconcile_period, self.reconcile_once), name="reconcile"
-            ),
-            asyncio.create_task(self._every(self.config.cull_period, self.cull_once), name="cull"),
-        ]
+    async def start(self, *, periodic: bool = True) -> None:
+        """Adopt what a previous run left, then keep the pool full, healthy and culled.
+
+        `periodic=False` leaves reconcile and cull to the caller (unit tests drive them)."""
+        await self._guarded("reconcile", self.reconcile_once)
+        self._loops = [asyncio.create_task(self._refill_loop(), name="refill")]
+        if periodic:
+            self._loops += [
+                asyncio.create_task(
+                    self._every(self.config.reconcile_period, self.reconcile_once),
+                    name="reconcile",
+                ),
+                asyncio.create_task(
+                    self._every(self.config.cull_period, self.cull_once), name="cull"
+                ),
+            ]
         self._wake_refill.set()
 
     async def stop(self) -> None:
-        """Stop every loop and task; containers stay for the next start to adopt."""
+        """Stop every loop and task; containers stay for the next start to adopt (a removal
+        cut short is finished by it: the route says `removing`)."""
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
@@ -119,34 +147,42 @@ class Pool:
 
     def is_live(self, path_id: str) -> bool:
         slot = self.slots.get(path_id)
-        return slot is not None and slot.state is not SlotState.REMOVING
+        return slot is not None and slot.state not in (SlotState.REMOVING, SlotState.GONE)
 
     def in_use_by(self, address: str) -> int:
         return in_use_by(self.slots.values(), address)
 
     async def hand_out(self, client: str | None = None) -> Slot | None:
-        """A ready container for one visitor (at address `client`), or None when the pool is empty.
+        """A ready container for one visitor (at address `client`), or None when none is ready.
 
-        The hand-out is written into the container's route before the visitor is redirected,
-        so it survives a restart of the orchestrator (see model.py). A container whose route
-        cannot be updated is removed, never offered again.
+        The hand-out is written into the container's route before the visitor is redirected, so
+        it survives a restart of the orchestrator (see model.py). If the proxy does not take it,
+        nobody was redirected: the container goes back to the front of the pool, and the visitor
+        is told to retry (HandOutFailed), so a proxy blip costs one retry, never the pool.
         """
         while self._ready:
-            path_id = self._ready.popleft()  # no await before this: no visitor gets it twice
+            path_id = self._ready.popleft()  # no await before the claim: nobody gets it twice
             slot = self.slots.get(path_id)
-            if slot is None or slot.state is not SlotState.READY:
+            if slot is None or not step(slot, Step.CLAIM):
                 continue
-            slot.state = SlotState.IN_USE
-            slot.handed_out_at = self.clock()
             slot.client = client
+            slot.handed_out_at, slot.handed_out_mono = self.clock(), self.monotonic()
             self._update_gauges()
             try:
                 await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
-            except ProxyError as error:
-                self._error("handout_route", error, path=path_id)
-                slot.state = SlotState.REMOVING  # never offered again; removed in the background
-                self._background(self._discard(slot, "route_failed"))
+            except BaseException as error:
+                slot.client = slot.handed_out_at = slot.handed_out_mono = None
+                if step(slot, Step.RELEASED):
+                    self._ready.appendleft(path_id)
+                self._update_gauges()
+                if isinstance(error, ProxyError):
+                    self._error("handout_route", error, path=path_id)
+                    raise HandOutFailed(str(error)) from None
+                raise
+            if not step(slot, Step.HANDED_OUT):  # pragma: no cover (CLAIMED has one owner)
                 continue
+            slot.last_active_mono = slot.handed_out_mono
+            self._update_gauges()
             self.metrics.handed_out.inc()
             log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))
             return slot
@@ -157,15 +193,11 @@ class Pool:
         """Remove every container that is not handed out; fresh ones replace them."""
         idle = [
             slot
-            for slot in self.slots.values()
+            for slot in list(self.slots.values())
             if slot.state in (SlotState.READY, SlotState.STARTING)
         ]
-        for slot in idle:
-            if slot.state is SlotState.STARTING:
-                slot.state = SlotState.REMOVING  # its spawn task notices and cleans up
-        await asyncio.gather(
-            *(self._discard(slot, "drained") for slot in idle if slot.state is SlotState.READY)
-        )
+        removals = [self._begin_removal(slot, "drained") for slot in idle]
+        await asyncio.gather(*(task for task in removals if task is not None))
         self._wake_refill.set()
         return len(idle)
 
@@ -175,106 +207,79 @@ class Pool:
         while True:
             await self._wake_refill.wait()
             self._wake_refill.clear()
-            if self._failures:
-                await asyncio.sleep(min(0.5 * 2 ** min(self._failures, 6), 30))
+            if self._failures:  # spawns keep failing: do not hammer Docker
+                await self._sleep(min(0.5 * 2 ** min(self._failures, 6), 30))
             for _ in range(spawn_count(self.slots.values(), self.config.pool_size)):
-                self._background(self._spawn())
+                self._new_slot()
 
-    async def _spawn(self) -> None:
+    def _new_slot(self) -> None:
         path_id = "".join(secrets.choice(_PATH_ALPHABET) for _ in range(self.config.user_length))
         # >= 128 bits: 32 random bytes, URL-safe.
         token = secrets.token_urlsafe(32) if self.config.use_tokens else ""
-        slot = Slot(path_id=path_id, state=SlotState.STARTING, created=self.clock(), token=token)
+        slot = Slot(
+            path_id=path_id,
+            state=SlotState.STARTING,
+            created=self.clock(),
+            created_mono=self.monotonic(),
+            token=token,
+        )
         self.slots[path_id] = slot
         self._update_gauges()
-        started = asyncio.get_running_loop().time()
+        self._background(self._boot(slot, create=True))
+
+    async def _boot(self, slot: Slot, *, create: bool) -> None:
+        """Own a STARTING slot until it is READY or removed: create its container (unless it was
+        adopted), route it, wait until it answers. Any failure removes it; a drain while it
+        boots (the slot turned REMOVING) is finished here, where the container's id is known."""
+        started = self.monotonic()
+        reason = "drained"
         try:
-            port = await self._reserve_port(slot)
-            record = await self.docker.create_and_start(self._spec(slot, port))
-            slot.container_id, slot.target = record.id, record.target
-            self.metrics.spawned.inc()
-            log_event("spawned", pool=self.pool_name, path=path_id, container=_short(slot))
-            if not record.target:
-                raise DockerError(f"container {record.id[:12]} has no address on its network")
-            await self._route_and_wait(slot)
-        except (DockerError, ProxyError, NotReady) as error:
-            if slot.state is SlotState.REMOVING:  # drained while starting: not a failure
-                await self._discard(slot, "drained")
+            if create:
+                port = await self._reserve_port(slot)
+                spec = container_spec(self.config, self.pool_name, slot, port, self.notebook_user)
+                record = await self.docker.create_and_start(spec)
+                slot.container_id, slot.target = record.id, record.target
+                self.metrics.spawned.inc()
+                log_event("spawned", pool=self.pool_name, path=slot.path_id, container=_short(slot))
+                if not record.target:
+                    raise DockerError(f"container {record.id[:12]} has no address on its network")
+            if slot.state is SlotState.STARTING:
+                await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
+                await self._wait_ready(slot)
+            if step(slot, Step.BOOTED):
+                self._ready.append(slot.path_id)
+                self._update_gauges()
+                self._failures = 0
+                if create:
+                    self.metrics.spawn_seconds.observe(self.monotonic() - started)
+                log_event("ready", pool=self.pool_name, path=slot.path_id, container=_short(slot))
                 return
+        except asyncio.CancelledError:
+            raise  # stopping: the container stays, and the next start adopts it
+        except (*_EXPECTED, NotReady) as error:
             self._failures += 1
-            self._error("spawn", error, path=path_id)
-            await self._discard(slot, "spawn_failed")
-            return
+            reason = "spawn_failed" if create else "not_ready"
+            self._error("spawn" if create else "adopt", error, path=slot.path_id)
+        except Exception:
+            self._failures += 1
+            reason = "spawn_failed"
+            self._bug("spawn", path=slot.path_id)
         finally:
             self._wake_refill.set()
-        self._failures = 0
-        self.metrics.spawn_seconds.observe(asyncio.get_running_loop().time() - started)
-
-    async def _route_and_wait(self, slot: Slot) -> None:
-        """Route a starting container, wait until it answers through the proxy, offer it."""
-        await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
-        await self._wait_ready(slot)
-        if slot.state is not SlotState.STARTING:
-            raise NotReady("drained while starting")
-        slot.state = SlotState.READY
-        self._ready.append(slot.path_id)
-        self._update_gauges()
-        log_event("ready", pool=self.pool_name, path=slot.path_id, container=_short(slot))
+        step(slot, Step.REMOVE)  # a no-op if a drain already did
+        await self._remove(slot, slot.removal_reason or reason)
 
     async def _wait_ready(self, slot: Slot) -> None:
-        """Poll `{base_path}api/status` through the proxy until 200, without blocking the loop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.ready_timeout
-        url = f"{self.config.proxy_public_url.rstrip('/')}{user_path(slot.path_id)}/api/status"
-        headers = {"Authorization": f"token {slot.token}"} if slot.token else {}
-        delay = 0.1
+        """Until the notebook answers through the proxy, or the slot is no longer STARTING."""
+        deadline = self.monotonic() + self.config.ready_timeout
+        delays = backoff.delays(first=0.1, cap=1.0, factor=1.5)
         while slot.state is SlotState.STARTING:
-            try:
-                await self._http.fetch(
-                    HTTPRequest(url, headers=headers, request_timeout=5, follow_redirects=False)
-                )
+            if await self.probe.ready(slot):
                 return
-            except (HTTPClientError, OSError):
-                pass  # not up yet (the proxy answers 503 until the server listens)
-            if loop.time() + delay > deadline:
-                raise NotReady(f"no answer from {url} within {self.config.ready_timeout:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-
-    def _spec(self, slot: Slot, port: int) -> ContainerSpec:
-        config = self.config
-        ip = config.container_ip if config.host_network else "0.0.0.0"  # noqa: S104 (in its netns)
-        labels = {
-            LABEL_POOL: self.pool_name,
-            LABEL_PATH: slot.path_id,
-            LABEL_CREATED: isoformat(slot.created),
-            LABEL_STATE: ROUTE_POOLED,  # labels are immutable: this is the state at creation
-            LABEL_VERSION: __version__,
-        }
-        if config.host_network:
-            labels[LABEL_PORT] = str(port)
-        return ContainerSpec(
-            name=f"tmpnb-{self.pool_name}-{slot.path_id}",
-            image=config.image,
-            command=render_command(
-                config.command,
-                base_path=user_path(slot.path_id) + "/",
-                port=port,
-                ip=ip,
-                token=slot.token,
-            ),
-            labels=labels,
-            environment={TOKEN_ENV: slot.token} if slot.token else {},
-            mem_limit=config.mem_limit,
-            pids_limit=config.pids_limit,
-            cpu_shares=config.cpu_shares,
-            cpu_quota=config.cpu_quota,
-            user=config.container_user,
-            network=config.docker_network,
-            host_network=config.host_network,
-            volumes=host_binds(config.host_directories),
-            extra_hosts=dict(item.split(":", 1) for item in config.extra_hosts),
-        )
+            delay = next(delays)
+            if self.monotonic() + delay > deadline:
+                raise NotReady(f"no answer through the proxy within {self.config.ready_timeout:g}s")
+            await self._sleep(delay)
 
     async def _reserve_port(self, slot: Slot) -> int:
         """container_port, or on the host network the first port that is free on container_ip.
@@ -296,21 +301,51 @@ class Pool:
 
     # ----- removing containers -----
 
-    async def _discard(self, slot: Slot, reason: str) -> None:
-        """Remove a container and its route; forget it once both are gone."""
-        slot.state = SlotState.REMOVING
+    def _begin_removal(self, slot: Slot, reason: str) -> asyncio.Task[None] | None:
+        """Step the slot to REMOVING now; return the task that removes it, or None when another
+        owner finishes it (its boot task) or it was already going."""
+        was = slot.state
+        if not step(slot, Step.REMOVE):
+            return None
+        slot.removal_reason = reason
         with contextlib.suppress(ValueError):
             self._ready.remove(slot.path_id)
         self._update_gauges()
+        if was is SlotState.STARTING:
+            return None  # its boot task sees REMOVING and removes what it made
+        return self._background(self._remove(slot, reason))
+
+    async def _remove(self, slot: Slot, reason: str) -> None:
+        """Remove a REMOVING slot's container, then its route; forget it once Docker confirms.
+
+        The order keeps the record of a hand-out alive until its container is gone: the route
+        first says `removing` (a restart part-way finishes the removal), the container goes
+        (retried until Docker confirms), and only then the route. So whatever fails or stops in
+        between, a container that was handed out is never offered again.
+        """
+        if slot.container_id and slot.handed_out_at is not None:
+            try:
+                await self.proxy.add_route(
+                    slot.path_id, slot.target or "", self._route_data(slot, ROUTE_REMOVING)
+                )
+            except ProxyError as error:  # its route still says handed_out: still never offered
+                self._error("mark_removing", error, path=slot.path_id)
+        if not slot.container_id:
+            self._abandoned.add(slot.path_id)
+        if slot.container_id:
+            delays = backoff.delays(first=0.5, cap=30.0)
+            while True:
+                try:
+                    await self.docker.remove(slot.container_id)
+                    break
+                except DockerError as error:
+                    self._error("remove", error, path=slot.path_id)
+                await self._sleep(next(delays))
         try:
             await self.proxy.delete_route(slot.path_id)
         except ProxyError as error:
             self._error("delete_route", error, path=slot.path_id)  # reconcile deletes it later
-        if slot.container_id:
-            try:
-                await self.docker.remove(slot.container_id)
-            except DockerError as error:
-                self._error("remove", error, path=slot.path_id)
+        step(slot, Step.REMOVED)
         if self.slots.get(slot.path_id) is slot:
             del self.slots[slot.path_id]
         self.metrics.removed.labels(reason).inc()
@@ -323,52 +358,88 @@ class Pool:
     # ----- healing -----
 
     async def reconcile_once(self) -> None:
-        """Agree with Docker and the proxy: adopt, restore routes, remove the dead."""
+        """Agree with Docker and the proxy: adopt, restore routes, remove the dead.
+
+        Each step is tried on its own: one container Docker refuses to remove does not keep
+        everyone else's route from being restored.
+        """
         containers = await self.docker.list_pool(self.pool_name)
         routes, routes_kept = await self.proxy.listing()
         plan = plan_reconcile(self.slots, containers, routes, routes_kept)
+        failed = False
         for container in plan.remove_containers:
-            await self.docker.remove(container.id)
-            self.metrics.removed.labels("dead").inc()
-            log_event(
-                "removed",
-                pool=self.pool_name,
-                path=container.path_id,
-                container=container.id[:12],
-                reason="dead",
-                status=container.status,
-            )
+            failed |= not await self._guarded(
+                "reconcile_remove", self._remove_untracked, container.id, container.path_id,
+                container.status,
+            )  # fmt: skip
+        for path_id in plan.discard:
+            slot = self.slots.get(path_id)
+            if slot is not None:
+                self._begin_removal(slot, "dead")
         for path_id in plan.forget:
             slot = self.slots.get(path_id)
-            if slot is not None and await self._container_gone(slot):
-                del self.slots[path_id]
-                with contextlib.suppress(ValueError):
-                    self._ready.remove(path_id)
-                log_event(
-                    "removed",
-                    pool=self.pool_name,
-                    path=path_id,
-                    container=_short(slot),
-                    reason="vanished",
-                )
+            if slot is not None and await self._guarded(
+                "reconcile_forget", self._container_gone, slot
+            ):
+                self._begin_removal(slot, "vanished")
         for path_id in plan.delete_routes:
             if path_id not in self.slots:  # a slot may have appeared since the listing
-                await self.proxy.delete_route(path_id)
-                log_event("route-deleted", pool=self.pool_name, path=path_id)
+                if await self._guarded("reconcile_route", self.proxy.delete_route, path_id):
+                    log_event("route-deleted", pool=self.pool_name, path=path_id)
+                else:
+                    failed = True
         for path_id in plan.add_routes:
             slot = self.slots.get(path_id)
             if slot is not None and slot.state in (SlotState.READY, SlotState.IN_USE):
-                await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
-                self.metrics.routes_restored.inc()
-                log_event("route-restored", pool=self.pool_name, path=path_id, target=slot.target)
+                if await self._guarded(
+                    "reconcile_route",
+                    self.proxy.add_route,
+                    path_id,
+                    slot.target or "",
+                    self._route_data(slot),
+                ):
+                    self.metrics.routes_restored.inc()
+                    log_event(
+                        "route-restored", pool=self.pool_name, path=path_id, target=slot.target
+                    )
+                else:
+                    failed = True
         for adoption in plan.adopt:
-            await self._adopt(adoption)
-        if not routes_kept:
-            # Last: every route this pass restored is in place before the marker says so.
+            held = sum(1 for slot in self.slots.values() if slot.state is not SlotState.GONE)
+            abandoned = adoption.container.path_id in self._abandoned
+            full = held >= self.config.pool_size
+            if abandoned or (adoption.state is SlotState.STARTING and full):
+                # Never handed out, and the pool is full (a create that timed out after Docker
+                # made the container, then was retried): a surplus, not a seat.
+                container = adoption.container
+                failed |= not await self._guarded(
+                    "reconcile_remove", self._remove_untracked, container.id, container.path_id,
+                    "surplus",
+                )  # fmt: skip
+                continue
+            failed |= not await self._guarded("adopt", self._adopt, adoption)
+        for path_id in select_surplus(self.slots.values(), self.config.pool_size):
+            self._begin_removal(self.slots[path_id], "surplus")
+        if not routes_kept and not failed:
+            # Last, and only when every step took: every route is in place before the marker
+            # says the proxy holds them all.
             await self.proxy.mark_routes_kept(self._own_url)
         self._update_gauges()
         if not plan.empty:
             self._wake_refill.set()
+
+    async def _remove_untracked(self, container_id: str, path_id: str, status: str) -> None:
+        """A container of the pool that no slot holds: dead, a removal cut short, a surplus."""
+        await self.docker.remove(container_id)
+        self._abandoned.discard(path_id)
+        if path_id not in self.slots:
+            await self.proxy.delete_route(path_id)
+        reason = "surplus" if status == "surplus" else "dead"
+        self.metrics.removed.labels(reason).inc()
+        log_event(
+            "removed", pool=self.pool_name, path=path_id, container=container_id[:12],
+            reason=reason, status=status,
+        )  # fmt: skip
 
     async def _container_gone(self, slot: Slot) -> bool:
         if slot.container_id is None:
@@ -380,16 +451,24 @@ class Pool:
         record = await self.docker.inspect(adoption.container.id)
         if record is None or not record.running or not record.target:
             return
+        if record.path_id in self.slots:
+            return  # adopted meanwhile
         in_use = adoption.state is SlotState.IN_USE
+        now_wall, now_mono = self.clock(), self.monotonic()
+        handed_out_at = (adoption.handed_out_at or now_wall) if in_use else None
         slot = Slot(
             path_id=record.path_id,
             state=adoption.state,
             created=record.created,
+            created_mono=observed_at(record.created, now_wall, now_mono, -math.inf),
             token=record.token,
             container_id=record.id,
             target=record.target,
-            handed_out_at=(adoption.handed_out_at or self.clock()) if in_use else None,
+            handed_out_at=handed_out_at,
         )
+        if handed_out_at is not None:
+            slot.handed_out_mono = observed_at(handed_out_at, now_wall, now_mono, -math.inf)
+            slot.last_active_mono = slot.handed_out_mono
         self.slots[slot.path_id] = slot
         self.metrics.adopted.inc()
         log_event(
@@ -402,113 +481,122 @@ class Pool:
         if in_use:
             await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
         else:
-            self._background(self._readopt(slot))
-
-    async def _readopt(self, slot: Slot) -> None:
-        try:
-            await self._route_and_wait(slot)
-        except (ProxyError, NotReady) as error:
-            self._error("adopt", error, path=slot.path_id)
-            await self._discard(slot, "not_ready")
+            self._background(self._boot(slot, create=False))
 
     # ----- culling -----
 
     async def cull_once(self) -> None:
+        """Cull the notebooks idle for cull_timeout or handed out longer than cull_max, and
+        replace warm ones older than warm_max_age (a few a pass, oldest first)."""
+        config = self.config
+        refresh = select_for_refresh(
+            self.slots.values(),
+            self.monotonic(),
+            config.warm_max_age,
+            at_most=max(1, config.pool_size // 10),
+        )
+        for path_id in refresh:
+            self._begin_removal(self.slots[path_id], "refreshed")
         in_use = [slot for slot in self.slots.values() if slot.state is SlotState.IN_USE]
         if not in_use:
             return
         routes = await self.proxy.routes()
         limit = asyncio.Semaphore(8)
 
-        async def activity(slot: Slot) -> Activity:
+        async def look(slot: Slot) -> None:
             async with limit:
-                return await self._activity(slot, routes)
+                seen = await self.probe.seen(slot)
+            route = routes.get(slot.path_id)
+            self._observe(slot, route.last_activity if route else None, seen)
 
-        activities = await asyncio.gather(*(activity(slot) for slot in in_use))
-        self.activity = {found.path_id: found for found in activities}
-        cull_max = timedelta(seconds=self.config.cull_max) if self.config.cull_max else None
-        chosen = select_for_cull(
-            activities, self.clock(), timedelta(seconds=self.config.cull_timeout), cull_max
-        )
-        for path_id, reason in chosen:
+        await asyncio.gather(*(look(slot) for slot in in_use))
+        now = self.monotonic()
+        usages = [usage_of(slot) for slot in in_use if slot.state is SlotState.IN_USE]
+        for path_id, reason in select_for_cull(usages, now, config.cull_timeout, config.cull_max):
             slot = self.slots.get(path_id)
             if slot is not None and slot.state is SlotState.IN_USE:
                 self.metrics.culled.labels(reason).inc()
                 log_event(
-                    "culled",
-                    pool=self.pool_name,
-                    path=path_id,
-                    container=_short(slot),
+                    "culled", pool=self.pool_name, path=path_id, container=_short(slot),
                     reason=reason,
-                )
-                await self._discard(slot, "culled")
+                )  # fmt: skip
+                self._begin_removal(slot, "culled")
 
-    async def _activity(self, slot: Slot, routes: dict[str, Any]) -> Activity:
-        """Proxy traffic plus the notebook's own view (asked directly, not through the proxy)."""
-        route = routes.get(slot.path_id)
-        base = f"{slot.target}{user_path(slot.path_id)}/api"
-        headers = {"Authorization": f"token {slot.token}"} if slot.token else {}
-        notebook_last_activity, busy, answered = None, False, False
-        try:
-            status = await self._get_json(f"{base}/status", headers)
-            notebook_last_activity = parse_time(status.get("last_activity"))
-            # no_track_activity: asking must not itself count as activity.
-            kernels = await self._get_json(f"{base}/kernels?no_track_activity=1", headers)
-            busy = any(kernel.get("execution_state") == "busy" for kernel in kernels)
-            answered = True
-        except (HTTPClientError, OSError, ValueError, AttributeError) as error:
-            log_event("status-unknown", logging.INFO, path=slot.path_id, error=error)
-        return Activity(
-            path_id=slot.path_id,
-            created=slot.created,
-            handed_out_at=slot.handed_out_at,
-            proxy_last_activity=route.last_activity if route else None,
-            notebook_last_activity=notebook_last_activity,
-            busy=busy,
-            answered=answered,
-        )
-
-    async def _get_json(self, url: str, headers: dict[str, str]) -> Any:
-        response = await self._http.fetch(HTTPRequest(url, headers=headers, request_timeout=10))
-        return json.loads(response.body)
+    def _observe(self, slot: Slot, proxy_last: datetime | None, seen: Any) -> None:
+        """Fold one look at a notebook into its monotonic last-activity (decisions.observed_at)."""
+        wall_now, mono_now = self.clock(), self.monotonic()
+        floor = slot.last_looked_mono or slot.handed_out_mono or slot.created_mono
+        fresh = (proxy_last, seen.last_activity)
+        for before, value in zip(slot.seen_activity, fresh, strict=True):
+            if value is not None and value != before:
+                moment = observed_at(value, wall_now, mono_now, floor)
+                slot.last_active_mono = max(slot.last_active_mono or moment, moment)
+        slot.seen_activity = fresh
+        slot.busy, slot.answered = seen.busy, seen.answered
+        slot.last_looked_mono = mono_now
 
     # ----- helpers -----
 
-    def _route_data(self, slot: Slot) -> dict[str, Any]:
+    def _route_data(self, slot: Slot, state: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {ROUTE_CONTAINER: slot.container_id, ROUTE_STATE: ROUTE_POOLED}
-        if slot.state is SlotState.IN_USE:
+        if slot.handed_out_at is not None:
             data[ROUTE_STATE] = ROUTE_HANDED_OUT
-            if slot.handed_out_at is not None:
-                data[ROUTE_HANDED_OUT_AT] = isoformat(slot.handed_out_at)
+            data[ROUTE_HANDED_OUT_AT] = isoformat(slot.handed_out_at)
+        if state is not None:
+            data[ROUTE_STATE] = state
         return data
 
     async def _every(self, period: float, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `action` now and then every `period` seconds; a failure is logged, not fatal."""
         while True:
-            try:
-                await action()
-            except (DockerError, ProxyError) as error:
-                self._error(action.__name__, error)
-            except Exception:  # a bug must not stop healing; log it loudly and go on
-                logging.getLogger("tmpnb").exception("event=error kind=%s", action.__name__)
-                self.metrics.errors.labels(action.__name__).inc()
-            await asyncio.sleep(period)
+            await self._guarded(action.__name__, action)
+            await self._sleep(period)
 
-    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, kind: str, action: Callable[..., Any], *args: Any) -> Any:
+        """Run one step; a failure is logged and counted, and gives False instead of raising."""
+        try:
+            result = await action(*args)
+        except asyncio.CancelledError:
+            raise
+        except _EXPECTED as error:
+            self._error(kind, error)
+            return False
+        except Exception:  # a bug must not stop healing; log it loudly and go on
+            self._bug(kind)
+            return False
+        return True if result is None else result
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task's unexpected exception is a logged, counted bug, never asyncio's
+        "Task exception was never retrieved"."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.metrics.errors.labels(task.get_coro().__name__).inc()
+            logging.getLogger("tmpnb").error(
+                "event=error kind=%s", task.get_coro().__name__, exc_info=error
+            )
 
     def _error(self, kind: str, error: Exception, **fields: Any) -> None:
         self.metrics.errors.labels(kind).inc()
         log_event("error", logging.WARNING, pool=self.pool_name, kind=kind, error=error, **fields)
+
+    def _bug(self, kind: str, **fields: Any) -> None:
+        self.metrics.errors.labels(kind).inc()
+        details = " ".join(f"{key}={value}" for key, value in fields.items())
+        logging.getLogger("tmpnb").exception("event=error kind=%s %s", kind, details)
 
     def _update_gauges(self) -> None:
         counts = dict.fromkeys(SlotState, 0)
         for slot in self.slots.values():
             counts[slot.state] += 1
         self.metrics.available.set(counts[SlotState.READY])
-        self.metrics.in_use.set(counts[SlotState.IN_USE])
+        self.metrics.in_use.set(counts[SlotState.IN_USE] + counts[SlotState.CLAIMED])
         self.metrics.starting.set(counts[SlotState.STARTING])
 
 

@@ -5,21 +5,22 @@ Contract:
   carries `tmpnb_pool=<pool name>`, which is how routes we made are told from the others.
 - `delete_route(path_id)` removes it; a 404 means it is already gone, which is success.
 - `routes()` returns only this pool's routes; every other route is left alone.
-Calls are bounded (a semaphore) and retried only on connection errors and 5xx answers, with
-jittered exponential back-off until a deadline. Any other answer is final.
+Calls are bounded (a semaphore, held per attempt), time out, and are retried only on connection
+errors, time-outs and 5xx answers, with jittered exponential back-off until a deadline. Any other
+answer is final; every failure is one `ProxyError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from orchestrator import backoff
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT_AT,
@@ -123,34 +124,34 @@ class ProxyClient:
     ) -> bytes:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + (deadline or self._deadline)
-        delay = 0.05
-        async with self._semaphore:
-            while True:
-                request = HTTPRequest(
-                    self.endpoint + url,
-                    method=method,
-                    headers={"Authorization": f"token {self._token}"},
-                    body=None if body is None else json.dumps(body),
-                    allow_nonstandard_methods=True,
-                    request_timeout=self._request_timeout,
-                    connect_timeout=self._request_timeout,
-                )
-                try:
+        delays = backoff.delays(first=0.05, cap=1.0)
+        while True:
+            request = HTTPRequest(
+                self.endpoint + url,
+                method=method,
+                headers={"Authorization": f"token {self._token}"},
+                body=None if body is None else json.dumps(body),
+                allow_nonstandard_methods=True,
+                request_timeout=self._request_timeout,
+                connect_timeout=self._request_timeout,
+            )
+            try:
+                async with self._semaphore:  # per attempt: never held through the back-off
                     response = await self._http.fetch(request)
-                    return response.body
-                except HTTPClientError as error:
-                    if error.code in ok_statuses:
-                        return b""
-                    if error.code in (401, 403):
-                        raise ProxyAuthError(
-                            f"proxy at {self.endpoint} refused the token (HTTP {error.code})"
-                        ) from None
-                    if error.code < 500:  # a definite answer: retrying would not change it
-                        raise ProxyError(f"{method} {url}: HTTP {error.code}") from None
-                    problem = f"HTTP {error.code}"
-                except OSError as error:  # refused, reset, unreachable, DNS
-                    problem = str(error) or type(error).__name__
-                if loop.time() + delay > give_up_at:
-                    raise ProxyError(f"{method} {url} at {self.endpoint}: {problem}")
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter only)
-                delay = min(delay * 2, 1.0)
+                return response.body
+            except HTTPClientError as error:
+                if error.code in ok_statuses:
+                    return b""
+                if error.code in (401, 403):
+                    raise ProxyAuthError(
+                        f"proxy at {self.endpoint} refused the token (HTTP {error.code})"
+                    ) from None
+                if error.code < 500:  # a definite answer: final (599 is tornado's time-out)
+                    raise ProxyError(f"{method} {url}: HTTP {error.code}") from None
+                problem = f"HTTP {error.code}" if error.code != 599 else "no answer in time"
+            except OSError as error:  # refused, reset, unreachable, DNS
+                problem = str(error) or type(error).__name__
+            delay = next(delays)
+            if loop.time() + delay > give_up_at:
+                raise ProxyError(f"{method} {url} at {self.endpoint}: {problem}")
+            await asyncio.sleep(delay)

@@ -14,54 +14,62 @@ from orchestrator.admin import (
     notebook_rows,
     pool_counts,
 )
-from orchestrator.decisions import Activity
 from orchestrator.metrics import Metrics, Series, Timeline, counter_total
-from orchestrator.model import RouteRecord, Slot, SlotState
+from orchestrator.model import Slot, SlotState
 from prometheus_client import Counter
 
 NOW = datetime(2026, 3, 1, 12, 30, 20, tzinfo=UTC)
-HOUR = timedelta(hours=1)
+MONO = 50_000.0  # the monotonic clock now
+HOUR = 3600.0
 
 
 def minutes(count: float) -> timedelta:
     return timedelta(minutes=count)
 
 
-def slot(path_id: str, state: SlotState, handed_out: timedelta | None = None) -> Slot:
+def slot(
+    path_id: str,
+    state: SlotState,
+    handed_out: float | None = None,
+    active: float | None = None,
+    busy: bool = False,
+) -> Slot:
+    """`handed_out` and `active`: minutes ago."""
     return Slot(
         path_id=path_id,
         state=state,
         created=NOW - minutes(90),
+        created_mono=MONO - 90 * 60,
         container_id=path_id * 8,
-        handed_out_at=NOW - handed_out if handed_out is not None else None,
+        handed_out_at=NOW - minutes(handed_out) if handed_out is not None else None,
+        handed_out_mono=MONO - handed_out * 60 if handed_out is not None else None,
+        last_active_mono=MONO - active * 60 if active is not None else None,
+        busy=busy,
     )
-
-
-def route(path_id: str, last_activity: timedelta) -> RouteRecord:
-    return RouteRecord(path_id, "http://x:8888", "handed_out", last_activity=NOW - last_activity)
 
 
 def test_pool_counts_by_state():
     slots = {
-        "a": slot("a", SlotState.IN_USE, minutes(1)),
+        "a": slot("a", SlotState.IN_USE, 1),
         "b": slot("b", SlotState.READY),
         "c": slot("c", SlotState.READY),
         "d": slot("d", SlotState.STARTING),
         "e": slot("e", SlotState.REMOVING),
+        "f": slot("f", SlotState.CLAIMED),
     }
     counts = pool_counts(slots, 6)
     assert (counts.in_use, counts.warm, counts.starting, counts.removing, counts.capacity) == (
-        1, 2, 1, 1, 6
+        2, 2, 1, 1, 6
     )  # fmt: skip
 
 
 def test_rows_list_only_notebooks_in_use_longest_idle_first():
     slots = {
-        "new": slot("new", SlotState.IN_USE, minutes(2)),
-        "old": slot("old", SlotState.IN_USE, minutes(50)),
+        "new": slot("new", SlotState.IN_USE, 2),
+        "old": slot("old", SlotState.IN_USE, 50),
         "warm": slot("warm", SlotState.READY),
     }
-    rows = notebook_rows(slots, {}, {}, NOW, HOUR, None)
+    rows = notebook_rows(slots, MONO, HOUR, 0)
     assert [row.path_id for row in rows] == ["old", "new"]
     assert rows[0].user_path == "/user/old/"
     assert rows[0].idle == rows[0].age == minutes(50)
@@ -69,28 +77,22 @@ def test_rows_list_only_notebooks_in_use_longest_idle_first():
     assert rows[0].container == ("old" * 8)[:12]
 
 
-def test_idle_counts_from_the_latest_sign_of_use():
-    slots = {"a": slot("a", SlotState.IN_USE, minutes(50))}
-    proxy_only = notebook_rows(slots, {}, {"a": route("a", minutes(20))}, NOW, HOUR, None)
-    assert proxy_only[0].idle == minutes(20)
-    # The notebook's own activity (from the last cull pass) can be later than the proxy's.
-    seen = {"a": Activity("a", NOW - minutes(90), notebook_last_activity=NOW - minutes(5))}
-    both = notebook_rows(slots, seen, {"a": route("a", minutes(20))}, NOW, HOUR, None)
-    assert both[0].idle == minutes(5)
-    assert both[0].age == minutes(50)
+def test_idle_is_the_culler_s_own_measure():
+    rows = notebook_rows({"a": slot("a", SlotState.IN_USE, 50, active=5)}, MONO, HOUR, 0)
+    assert rows[0].idle == minutes(5)
+    assert rows[0].age == minutes(50)
 
 
 def test_a_busy_kernel_is_not_culled_for_idleness_but_cull_max_still_applies():
-    slots = {"a": slot("a", SlotState.IN_USE, minutes(80))}
-    busy = {"a": Activity("a", NOW - minutes(90), busy=True)}
-    assert notebook_rows(slots, busy, {}, NOW, HOUR, None)[0].cull_in is None
-    row = notebook_rows(slots, busy, {}, NOW, HOUR, timedelta(hours=2))[0]
-    assert row.busy and row.cull_in == minutes(30)
+    slots = {"a": slot("a", SlotState.IN_USE, 80, busy=True)}
+    assert notebook_rows(slots, MONO, HOUR, 0)[0].cull_in is None
+    row = notebook_rows(slots, MONO, HOUR, 2 * HOUR)[0]
+    assert row.busy and row.cull_in == minutes(40)
 
 
 def test_overdue_notebooks_show_zero_not_negative():
-    slots = {"a": slot("a", SlotState.IN_USE, minutes(70))}
-    assert notebook_rows(slots, {}, {}, NOW, HOUR, None)[0].cull_in == timedelta(0)
+    slots = {"a": slot("a", SlotState.IN_USE, 70)}
+    assert notebook_rows(slots, MONO, HOUR, 0)[0].cull_in == timedelta(0)
 
 
 def test_durations_read_like_a_person_writes_them():

@@ -69,7 +69,8 @@ def test_bare_boolean_flag_means_true():
 def test_command_line_overrides_the_config_file(tmp_path):
     path = tmp_path / "orchestrator.toml"
     path.write_text(
-        'pool_size = 4\nimage = "x/y"\ncull-timeout = 60\nextra_hosts = ["a:1.2.3.4"]\n'
+        'pool_size = 4\nimage = "x/y"\ncull-timeout = 60\ncull_period = 30\n'
+        'extra_hosts = ["a:1.2.3.4"]\n'
     )
     config = parse([f"--config={path}", "--pool_size=7"], ENV)
     assert (config.pool_size, config.image, config.cull_timeout) == (7, "x/y", 60.0)
@@ -170,19 +171,22 @@ def test_docker_versions_below_1_24_mean_negotiate(version, negotiate):
 
 
 def test_commands_become_argument_lists_without_a_shell():
-    argv = render_command(DEFAULT_COMMAND, base_path="/user/ab/", port=8888, ip=ANY_IP, token=TOKEN)
-    assert argv == [
-        "start-notebook",
-        "--base-path=/user/ab/",
-        "--port=8888",
-        "--ip=0.0.0.0",
-        "--token=t",
-    ]
+    argv = render_command(
+        DEFAULT_COMMAND,
+        base_path="/user/ab/",
+        port=8888,
+        ip=ANY_IP,
+        token="T0KEN",  # noqa: S106
+    )
+    # The token is not on the command line, which any account on the host can read: the
+    # notebook gets it in its environment (container_spec.py).
+    assert argv == ["start-notebook", "--base-path=/user/ab/", "--port=8888", "--ip=0.0.0.0"]
+    assert "T0KEN" not in " ".join(argv)
     tmpnb = (
         'ipython3 notebook --NotebookApp.base_url={base_path} --ip={ip} --port={port}; rm -rf "/"'
     )
     argv = render_command(tmpnb, base_path="/user/ab/", port=1, ip=ANY_IP, token="")
-    assert argv[-2:] == ["rm", "-rf"] or argv[-1] == "/"  # passed as words, never run by a shell
+    assert argv[-4:] == ["--port=1;", "rm", "-rf", "/"]  # passed as words, never run by a shell
     assert argv[0] == "ipython3"
 
 
@@ -219,3 +223,41 @@ def test_fairness_defaults_suit_a_room_behind_one_address_and_the_proxy_in_front
     assert config.max_per_address == 0
     assert config.trusted_proxy_hops == 1
     assert config.max_waiting > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--cull_period=7200"], "--cull_period (7200) must not be longer than --cull_timeout"),
+        (["--cull_max=600"], "--cull_max (600) must be 0 or at least --cull_timeout"),
+        (["--mem_limit=0"], "--mem_limit: got '0'"),
+        (["--mem_limit=64m"], "--mem_limit: got '64m'"),
+        (["--disk_limit=1g", "--mem_limit=512m"], "--disk_limit (1g) must be smaller"),
+        (["--disk_limit=1m"], "--disk_limit: got '1m'"),
+        (["--host_network"], "--host_network and --docker_network: choose one"),
+    ],
+)
+def test_rules_across_options_are_refused_naming_the_options(argv, named):
+    with pytest.raises(ConfigError) as refused:
+        parse(argv, ENV)
+    assert named in str(refused.value)
+
+
+def test_defaults_are_safe_without_the_role():
+    config = parse([], ENV)
+    assert config.use_tokens is True
+    assert config.docker_network == "tmpnb-notebooks"  # made with inter-container traffic off
+    assert config.cpu_quota == 100000
+    assert config.disk_limit == "256m"
+    assert "{token}" not in config.command
+
+
+def test_an_empty_network_unsets_it_for_the_host_network():
+    config = parse(["--host_network", "--docker_network="], ENV)
+    assert config.host_network is True and config.docker_network is None
+
+
+def test_checking_a_configuration_needs_no_token():
+    assert parse(["--pool_size=3"], {}, require_token=False).pool_size == 3
+    with pytest.raises(ConfigError, match="CONFIGPROXY_AUTH_TOKEN"):
+        parse(["--pool_size=3"], {})

@@ -4,11 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from orchestrator.decisions import (
-    Activity,
+    Usage,
     client_address,
+    cull_in,
     in_use_by,
+    observed_at,
     plan_reconcile,
     select_for_cull,
+    select_for_refresh,
+    select_surplus,
     spawn_count,
 )
 from orchestrator.model import ContainerRecord, RouteRecord, Slot, SlotState
@@ -31,10 +35,11 @@ def route(path_id, state="pooled", target=None, handed_out_at=None):
     )  # fmt: skip
 
 
-def slot(path_id, state):
+def slot(path_id, state, created_mono=0.0):
     return Slot(
-        path_id=path_id, state=state, created=NOW - HOUR, target=f"http://10.0.0.1:{path_id}"
-    )
+        path_id=path_id, state=state, created=NOW - HOUR, created_mono=created_mono,
+        target=f"http://10.0.0.1:{path_id}",
+    )  # fmt: skip
 
 
 class TestAdoptionAtStart:
@@ -77,10 +82,20 @@ class TestAdoptionAtStart:
 class TestContinuousReconcile:
     def test_nothing_to_do_when_everything_agrees(self):
         known = {"a": slot("a", SlotState.READY), "b": slot("b", SlotState.IN_USE)}
-        plan = plan_reconcile(
-            known, [container("a"), container("b")], {"a": route("a"), "b": route("b")}
-        )
+        routes = {"a": route("a"), "b": route("b", "handed_out")}
+        plan = plan_reconcile(known, [container("a"), container("b")], routes)
         assert plan.empty
+
+    def test_a_route_that_says_the_wrong_state_is_rewritten(self):
+        # A hand-out whose write timed out after the proxy took it: the notebook went back to
+        # the pool, so its route must say pooled again.
+        known = {"a": slot("a", SlotState.READY)}
+        plan = plan_reconcile(known, [container("a")], {"a": route("a", "handed_out")})
+        assert plan.add_routes == ["a"]
+
+    def test_a_container_whose_removal_was_cut_short_is_removed_not_adopted(self):
+        plan = plan_reconcile({}, [container("a")], {"a": route("a", "removing")})
+        assert [c.path_id for c in plan.remove_containers] == ["a"] and not plan.adopt
 
     def test_routes_lost_by_a_proxy_restart_are_restored(self):
         known = {"a": slot("a", SlotState.READY), "b": slot("b", SlotState.IN_USE)}
@@ -92,21 +107,25 @@ class TestContinuousReconcile:
         plan = plan_reconcile(known, [container("a")], {"a": route("a", target="http://1.1.1.1:1")})
         assert plan.add_routes == ["a"]
 
-    def test_starting_and_removing_slots_are_left_to_their_task(self):
-        known = {"s": slot("s", SlotState.STARTING), "r": slot("r", SlotState.REMOVING)}
-        containers = [container("s", "created"), container("r", "exited")]
-        plan = plan_reconcile(known, containers, {"s": route("s")})
+    def test_starting_claimed_and_removing_slots_are_left_to_their_task(self):
+        known = {
+            "s": slot("s", SlotState.STARTING),
+            "c": slot("c", SlotState.CLAIMED),
+            "r": slot("r", SlotState.REMOVING),
+        }
+        containers = [container("s", "created"), container("c"), container("r", "exited")]
+        plan = plan_reconcile(known, containers, {"s": route("s"), "c": route("c", "handed_out")})
         assert plan.empty
 
     def test_a_starting_slot_whose_container_is_not_listed_yet_keeps_its_route(self):
         plan = plan_reconcile({"s": slot("s", SlotState.STARTING)}, [], {"s": route("s")})
         assert plan.empty
 
-    def test_a_tracked_container_that_died_is_removed_and_forgotten(self):
+    def test_a_tracked_container_that_died_is_removed_by_its_slot(self):
         known = {"a": slot("a", SlotState.IN_USE)}
         plan = plan_reconcile(known, [container("a", "exited")], {"a": route("a")})
-        assert [c.path_id for c in plan.remove_containers] == ["a"]
-        assert plan.forget == ["a"] and plan.delete_routes == ["a"]
+        assert plan.discard == ["a"] and not plan.remove_containers
+        assert plan.delete_routes == ["a"]
 
     def test_a_tracked_container_removed_behind_our_back_is_forgotten(self):
         plan = plan_reconcile({"a": slot("a", SlotState.READY)}, [], {"a": route("a")})
@@ -114,50 +133,85 @@ class TestContinuousReconcile:
 
 
 class TestCulling:
-    timeout = timedelta(minutes=10)
+    """Times are monotonic seconds; the hand-out was at 0, it is now 3600."""
 
-    def activity(self, **overrides):
-        fields = {"path_id": "a", "created": NOW - HOUR, "handed_out_at": NOW - HOUR}
-        return Activity(**{**fields, **overrides})
+    timeout, now = 600.0, 3600.0
+
+    def usage(self, **overrides):
+        return Usage(**{"path_id": "a", "handed_out": 0.0, "last_active": 0.0, **overrides})
 
     def test_idle_longer_than_the_timeout_is_culled(self):
-        chosen = select_for_cull(
-            [self.activity(proxy_last_activity=NOW - HOUR)], NOW, self.timeout, None
-        )
-        assert chosen == [("a", "idle")]
+        assert select_for_cull([self.usage()], self.now, self.timeout, 0) == [("a", "idle")]
 
-    def test_recent_proxy_traffic_keeps_it(self):
-        activity = self.activity(proxy_last_activity=NOW - timedelta(minutes=1))
-        assert select_for_cull([activity], NOW, self.timeout, None) == []
-
-    def test_recent_notebook_activity_keeps_it(self):
-        activity = self.activity(notebook_last_activity=NOW - timedelta(minutes=1))
-        assert select_for_cull([activity], NOW, self.timeout, None) == []
+    def test_recent_activity_keeps_it(self):
+        usage = self.usage(last_active=self.now - 60)
+        assert select_for_cull([usage], self.now, self.timeout, 0) == []
 
     def test_a_busy_kernel_is_not_idle(self):
-        activity = self.activity(proxy_last_activity=NOW - HOUR, busy=True)
-        assert select_for_cull([activity], NOW, self.timeout, None) == []
+        assert select_for_cull([self.usage(busy=True)], self.now, self.timeout, 0) == []
 
     def test_a_notebook_that_does_not_answer_is_not_called_idle(self):
-        activity = self.activity(proxy_last_activity=NOW - HOUR, answered=False)
-        assert select_for_cull([activity], NOW, self.timeout, None) == []
+        assert select_for_cull([self.usage(answered=False)], self.now, self.timeout, 0) == []
 
-    def test_the_idle_clock_starts_at_hand_out(self):
-        activity = self.activity(created=NOW - 5 * HOUR, handed_out_at=NOW - timedelta(minutes=2))
-        assert select_for_cull([activity], NOW, self.timeout, None) == []
+    def test_cull_max_counts_from_the_hand_out_not_the_container_s_creation(self):
+        # A pool provisioned hours before the room arrives: the hand-out was 30 min ago.
+        usage = self.usage(handed_out=self.now - 1800, last_active=self.now, busy=True)
+        assert select_for_cull([usage], self.now, self.timeout, 3600) == []
+        assert select_for_cull([usage], self.now + 1801, self.timeout, 3600) == [("a", "max_age")]
 
     def test_older_than_cull_max_is_culled_even_when_busy(self):
-        activity = self.activity(created=NOW - 5 * HOUR, busy=True, proxy_last_activity=NOW)
-        assert select_for_cull([activity], NOW, self.timeout, 4 * HOUR) == [("a", "max_age")]
+        usage = self.usage(busy=True, last_active=self.now)
+        assert select_for_cull([usage], self.now, self.timeout, 3000) == [("a", "max_age")]
 
-    def test_naive_clocks_are_refused(self):
-        with pytest.raises(ValueError, match="timezone-aware"):
-            select_for_cull([], datetime(2026, 1, 1), self.timeout, None)
+    def test_time_left_is_the_sooner_of_idle_and_cull_max(self):
+        usage = self.usage(last_active=self.now - 100)
+        assert cull_in(usage, self.now, self.timeout, 0) == 500
+        assert cull_in(usage, self.now, self.timeout, 3700) == 100
+        assert cull_in(self.usage(busy=True), self.now, self.timeout, 0) is None
+
+
+class TestClockSteps:
+    """observed_at: a wall-clock moment read now, on the monotonic clock."""
+
+    def test_a_moment_is_placed_by_its_wall_clock_age(self):
+        moment = NOW - timedelta(seconds=30)
+        assert observed_at(moment, NOW, 5000.0, floor=4000.0) == 4970.0
+
+    def test_a_forward_step_cannot_age_a_moment_past_the_last_look(self):
+        # The wall clock jumped an hour ahead since the last look at 4900: the moment read now
+        # is at most 100 s old, not an hour.
+        moment = NOW - timedelta(minutes=1)
+        stepped = NOW + HOUR
+        assert observed_at(moment, stepped, 5000.0, floor=4900.0) == 4900.0
+
+    def test_a_backward_step_cannot_put_a_moment_in_the_future(self):
+        assert observed_at(NOW + HOUR, NOW, 5000.0, floor=4900.0) == 5000.0
+
+
+def test_stale_warm_notebooks_are_replaced_oldest_first_a_few_at_a_time():
+    slots = [
+        slot("old", SlotState.READY, created_mono=0),
+        slot("older", SlotState.READY, created_mono=-10),
+        slot("fresh", SlotState.READY, created_mono=90),
+        slot("taken", SlotState.IN_USE, created_mono=-20),
+    ]
+    assert select_for_refresh(slots, 100, max_age=50, at_most=1) == ["older"]
+    assert select_for_refresh(slots, 100, max_age=50, at_most=5) == ["older", "old"]
+    assert select_for_refresh(slots, 100, max_age=0, at_most=5) == []
+
+
+def test_surplus_is_taken_from_warm_notebooks_never_from_those_in_use():
+    slots = [slot("a", SlotState.IN_USE), slot("b", SlotState.READY, created_mono=5)]
+    slots += [slot("c", SlotState.READY, created_mono=1)]
+    assert select_surplus(slots, 2) == ["c"]
+    assert select_surplus(slots, 3) == []
+    assert select_surplus([slot("a", SlotState.IN_USE)] * 3, 1) == []
 
 
 def test_the_pool_is_filled_to_capacity_counting_handed_out_containers():
     slots = [slot("a", SlotState.IN_USE), slot("b", SlotState.READY), slot("c", SlotState.REMOVING)]
-    assert spawn_count(slots, 4) == 2
+    # A slot being removed holds its container until Docker confirms: it still counts.
+    assert spawn_count(slots, 4) == 1
     assert spawn_count(slots, 1) == 0
 
 

@@ -8,7 +8,13 @@ from orchestrator.handlers import _notebook_url
 from orchestrator.model import Slot, SlotState
 from orchestrator.timeutil import isoformat, parse_time
 
-SLOT = Slot(path_id="abc", state=SlotState.IN_USE, created=datetime.now(UTC), token="T0K")  # noqa: S106
+SLOT = Slot(
+    path_id="abc",
+    state=SlotState.IN_USE,
+    created=datetime.now(UTC),
+    created_mono=0.0,
+    token="T0K",  # noqa: S106
+)
 
 
 def test_deep_links_keep_path_and_query_and_add_the_token():

@@ -1,0 +1,78 @@
+"""The container one notebook runs in, from the configuration: command, labels, limits, mounts."""
+
+from __future__ import annotations
+
+from orchestrator import __version__
+from orchestrator.config import Config, host_binds, render_command, size_bytes
+from orchestrator.docker_backend import ContainerSpec
+from orchestrator.model import (
+    LABEL_CREATED,
+    LABEL_PATH,
+    LABEL_POOL,
+    LABEL_PORT,
+    LABEL_STATE,
+    LABEL_VERSION,
+    ROUTE_POOLED,
+    TOKEN_ENV,
+    Slot,
+    user_path,
+)
+from orchestrator.timeutil import isoformat
+
+
+def writable_mounts(config: Config, user: str | None) -> dict[str, str]:
+    """In-memory file systems of `disk_limit` each for the home and /tmp (the root is then
+    read-only, so one visitor cannot fill the host's disk); none when disk_limit is 0.
+
+    The home belongs to the container's user when it is numeric (`uid[:gid]`); otherwise it is
+    world-writable with the sticky bit, as /tmp is.
+    """
+    if not size_bytes(config.disk_limit):
+        return {}
+    size = f"size={config.disk_limit},nosuid,nodev,exec"
+    uid, _, gid = (user or "").partition(":")
+    if uid.isdigit():
+        home = f"{size},uid={uid},gid={gid if gid.isdigit() else uid},mode=0755"
+    else:
+        home = f"{size},mode=1777"
+    return {"/tmp": f"{size},mode=1777", config.home_dir: home}  # noqa: S108 (the container's)
+
+
+def container_spec(
+    config: Config, pool_name: str, slot: Slot, port: int, user: str | None
+) -> ContainerSpec:
+    """`user`: who the notebook runs as (container_user, else the image's user)."""
+    ip = config.container_ip if config.host_network else "0.0.0.0"  # noqa: S104 (in its netns)
+    labels = {
+        LABEL_POOL: pool_name,
+        LABEL_PATH: slot.path_id,
+        LABEL_CREATED: isoformat(slot.created),
+        LABEL_STATE: ROUTE_POOLED,  # labels are immutable: this is the state at creation
+        LABEL_VERSION: __version__,
+    }
+    if config.host_network:
+        labels[LABEL_PORT] = str(port)
+    return ContainerSpec(
+        name=f"tmpnb-{pool_name}-{slot.path_id}",
+        image=config.image,
+        command=render_command(
+            config.command,
+            base_path=user_path(slot.path_id) + "/",
+            port=port,
+            ip=ip,
+            token=slot.token,
+        ),
+        labels=labels,
+        environment={TOKEN_ENV: slot.token} if slot.token else {},
+        mem_limit=config.mem_limit,
+        pids_limit=config.pids_limit,
+        cpu_shares=config.cpu_shares,
+        cpu_quota=config.cpu_quota,
+        user=config.container_user,
+        network=config.docker_network,
+        host_network=config.host_network,
+        volumes=host_binds(config.host_directories),
+        extra_hosts=dict(item.split(":", 1) for item in config.extra_hosts),
+        tmpfs=writable_mounts(config, user),
+        read_only=bool(size_bytes(config.disk_limit)),
+    )
