@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orchestrator.config import Config, parse
 from orchestrator.docker_backend import ContainerSpec, DockerError
+from orchestrator.metrics import Metrics
 from orchestrator.model import (
     LABEL_CREATED,
     LABEL_PATH,
@@ -26,7 +28,9 @@ from orchestrator.model import (
     ROUTE_STATE,
     ContainerRecord,
     RouteRecord,
+    SlotState,
 )
+from orchestrator.pool import Pool
 from orchestrator.probes import Seen
 from orchestrator.proxy import ProxyError
 from orchestrator.timeutil import parse_time
@@ -270,3 +274,57 @@ class FakeProbe:
         if slot.path_id in self.silent or self._container(slot.path_id) is None:
             return Seen(answered=False)
         return Seen(self.activity.get(slot.path_id), slot.path_id in self.busy)
+
+
+# ----- the world around one pool, which outlives the orchestrator's restarts -----
+
+POOL = "unit"
+
+
+def make_config(**options):
+    argv = [f"--{name}={value}" for name, value in {"pool_name": POOL, **options}.items()]
+    return parse(argv, environ={"CONFIGPROXY_AUTH_TOKEN": "unit-test"})
+
+
+@dataclass
+class World:
+    """The parts outside the orchestrator, which outlive its restarts."""
+
+    faults: Faults
+    clock: Clock = field(default_factory=Clock)
+    config: Config | None = None
+    handed: list[str] = field(default_factory=list)  # container ids, in hand-out order
+
+    def __post_init__(self) -> None:
+        self.docker = FakeDocker(self.faults, self.clock)
+        self.proxy = FakeProxy(self.faults, POOL)
+        self.probe = FakeProbe(self.docker, self.proxy)
+
+    def pool(self) -> Pool:
+        return Pool(
+            self.config,
+            self.docker,
+            self.proxy,
+            Metrics(),
+            clock=self.clock.wall,
+            monotonic=self.clock.mono,
+            probe=self.probe,
+            sleep=self.clock.sleep,
+        )
+
+
+async def settle(pool: Pool, world: World, rounds: int = 60) -> None:
+    """Let the pool finish what it is doing, as its reconcile loop would, faults or not."""
+    for _ in range(rounds):
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await pool._guarded("reconcile", pool.reconcile_once)
+        pending = [task for task in pool._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=0.05)
+        states = {slot.state for slot in pool.slots.values()}
+        full = len(pool.slots) >= world.config.pool_size
+        tracked = {slot.container_id for slot in pool.slots.values()}
+        agreed = set(world.docker.containers) == tracked
+        if full and agreed and states <= {SlotState.READY, SlotState.IN_USE} and not pending:
+            return

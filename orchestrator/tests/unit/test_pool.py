@@ -16,68 +16,14 @@ pool has settled, the liveness ones must too:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from fakes import Clock, FakeDocker, FakeProbe, FakeProxy, Faults
+from fakes import Clock, Faults, World, make_config, settle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from orchestrator.config import parse
-from orchestrator.metrics import Metrics
 from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
 from orchestrator.pool import HandOutFailed, Pool
-
-POOL = "unit"
-
-
-def make_config(**options):
-    argv = [f"--{name}={value}" for name, value in {"pool_name": POOL, **options}.items()]
-    return parse(argv, environ={"CONFIGPROXY_AUTH_TOKEN": "unit-test"})
-
-
-@dataclass
-class World:
-    """The parts outside the orchestrator, which outlive its restarts."""
-
-    faults: Faults
-    clock: Clock = field(default_factory=Clock)
-    config: object = None
-    handed: list[str] = field(default_factory=list)  # container ids, in hand-out order
-
-    def __post_init__(self) -> None:
-        self.docker = FakeDocker(self.faults, self.clock)
-        self.proxy = FakeProxy(self.faults, POOL)
-        self.probe = FakeProbe(self.docker, self.proxy)
-
-    def pool(self) -> Pool:
-        return Pool(
-            self.config,
-            self.docker,
-            self.proxy,
-            Metrics(),
-            clock=self.clock.wall,
-            monotonic=self.clock.mono,
-            probe=self.probe,
-            sleep=self.clock.sleep,
-        )
-
-
-async def settle(pool: Pool, world: World, rounds: int = 60) -> None:
-    """Let the pool finish what it is doing, as its reconcile loop would, faults or not."""
-    for _ in range(rounds):
-        for _ in range(20):
-            await asyncio.sleep(0)
-        await pool._guarded("reconcile", pool.reconcile_once)
-        pending = [task for task in pool._tasks if not task.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=0.05)
-        states = {slot.state for slot in pool.slots.values()}
-        full = len(pool.slots) >= world.config.pool_size
-        tracked = {slot.container_id for slot in pool.slots.values()}
-        agreed = set(world.docker.containers) == tracked
-        if full and agreed and states <= {SlotState.READY, SlotState.IN_USE} and not pending:
-            return
 
 
 def check_safety(pool: Pool, world: World) -> None:
