@@ -66,6 +66,7 @@ class NotebookRow:
     age: timedelta  # since it was handed out
     idle: timedelta  # since the last sign of use: a request, the notebook's own activity
     busy: bool  # a kernel was executing at the last cull pass
+    image: str  # the short ID of the image it runs (a workshop's material may have changed since)
     cull_in: timedelta | None  # until the culler takes it, if it stays idle
 
     @property
@@ -115,11 +116,17 @@ def notebook_rows(
                 age=timedelta(seconds=max(now - usage.handed_out, 0.0)),
                 idle=timedelta(seconds=max(now - usage.last_active, 0.0)),
                 busy=usage.busy,
+                image=short_image_id(slot.image_id),
                 cull_in=None if left is None else timedelta(seconds=left),
             )
         )
     rows.sort(key=lambda row: row.idle, reverse=True)
     return rows
+
+
+def short_image_id(image_id: str | None) -> str:
+    """sha256:0123456789ab... -> 0123456789ab, as `docker images` shows it."""
+    return (image_id or "").removeprefix("sha256:")[:12]
 
 
 def duration(span: timedelta | None) -> str:
@@ -242,6 +249,7 @@ class AdminOverviewPage(AdminPage):
             proxy_answered=proxy_answered,
             pool_name=pool.pool_name,
             image=config.image,
+            current_image=short_image_id(pool.image_id),
             version=__version__,
             cull_timeout=duration(timedelta(seconds=config.cull_timeout)),
             has_token=bool(self.admin_token),
@@ -317,6 +325,7 @@ def _as_json(
                 "age_seconds": round(row.age.total_seconds()),
                 "idle_seconds": round(row.idle.total_seconds()),
                 "busy": row.busy,
+                "image": row.image,
                 "cull_in_seconds": None
                 if row.cull_in is None
                 else round(row.cull_in.total_seconds()),

@@ -198,18 +198,23 @@ def cull_in(usage: Usage, now: float, cull_timeout: float, cull_max: float) -> f
 
 
 def select_for_refresh(
-    slots: Iterable[Slot], now: float, max_age: float, at_most: int
-) -> list[str]:
-    """Warm notebooks nobody took, older than `max_age`: the oldest `at_most`, to be replaced."""
-    if not max_age:
-        return []
-    stale = [
-        slot
-        for slot in slots
-        if slot.state is SlotState.READY and now - slot.created_mono > max_age
-    ]
-    stale.sort(key=lambda slot: slot.created_mono)
-    return [slot.path_id for slot in stale[:at_most]]
+    slots: Iterable[Slot], now: float, max_age: float, at_most: int, image_id: str = ""
+) -> list[tuple[str, str]]:
+    """Warm notebooks nobody took that are due for replacement, with why: those of an image the
+    pool's image name no longer points to ('new_image': the workshop's material changed) first,
+    then those older than `max_age` ('refreshed'); the oldest first, `at_most` a pass, so the
+    pool stays warm while it turns over. Notebooks in use keep their image until their visitor
+    leaves."""
+    due = []
+    for slot in slots:
+        if slot.state is not SlotState.READY:
+            continue
+        if image_id and slot.image_id and slot.image_id != image_id:
+            due.append((0, slot.created_mono, slot.path_id, "new_image"))
+        elif max_age and now - slot.created_mono > max_age:
+            due.append((1, slot.created_mono, slot.path_id, "refreshed"))
+    due.sort()
+    return [(path_id, why) for _, _, path_id, why in due[:at_most]]
 
 
 def select_surplus(slots: Iterable[Slot], pool_size: int) -> list[str]:

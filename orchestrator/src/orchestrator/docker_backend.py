@@ -160,6 +160,14 @@ class DockerBackend:
                 f"create it with -o {ICC_OPTION}=false (or name a network that does not exist yet)"
             )
 
+    async def image_id(self, image: str) -> str:
+        """The ID the image's name points to now (it changes when the image is rebuilt)."""
+
+        def image_id() -> str:
+            return str(self._api().inspect_image(image)["Id"])
+
+        return await self._run(f"inspect image {image}", image_id)
+
     async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
         """Every container (running or not) labelled with this pool, without secrets."""
 
@@ -269,7 +277,10 @@ class DockerBackend:
             name, _, value = item.partition("=")
             if name == TOKEN_ENV:
                 token = value
+        # `docker ps` says ImageID; `docker inspect` says Image (both the sha256 ID).
+        image_id = attrs.get("ImageID") or attrs.get("Image") or ""
         return ContainerRecord(
+            image_id=image_id if image_id.startswith("sha256:") else "",
             id=attrs.get("Id", ""),
             path_id=labels.get(LABEL_PATH, ""),
             status=status,

@@ -102,6 +102,7 @@ class ContainerRecord:
     created: datetime
     target: str | None = None
     token: str = ""
+    image_id: str = ""  # the ID of the image it was created from
 
     @property
     def running(self) -> bool:

@@ -98,6 +98,7 @@ class Pool:
         self.probe = probe or NotebookProbe(config.proxy_public_url)
         self.notebook_user = notebook_user  # for the in-memory home's owner
         self.slots: dict[str, Slot] = {}
+        self.image_id = ""  # what config.image points to, as last seen (reconcile reads it)
         self._ready: deque[str] = deque()
         self._wake_refill = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -197,7 +198,9 @@ class Pool:
             if slot.state in (SlotState.READY, SlotState.STARTING)
         ]
         removals = [self._begin_removal(slot, "drained") for slot in idle]
-        await asyncio.gather(*(task for task in removals if task is not None))
+        pending = [task for task in removals if task is not None]
+        if pending:  # answer once they are gone, or in a minute while Docker keeps refusing
+            await asyncio.wait(pending, timeout=60)
         self._wake_refill.set()
         return len(idle)
 
@@ -239,6 +242,7 @@ class Pool:
                 spec = container_spec(self.config, self.pool_name, slot, port, self.notebook_user)
                 record = await self.docker.create_and_start(spec)
                 slot.container_id, slot.target = record.id, record.target
+                slot.image_id = record.image_id
                 self.metrics.spawned.inc()
                 log_event("spawned", pool=self.pool_name, path=slot.path_id, container=_short(slot))
                 if not record.target:
@@ -363,6 +367,11 @@ class Pool:
         Each step is tried on its own: one container Docker refuses to remove does not keep
         everyone else's route from being restored.
         """
+        current = await self._guarded("image", self.docker.image_id, self.config.image)
+        if isinstance(current, str) and current != self.image_id:
+            if self.image_id:
+                log_event("new-image", pool=self.pool_name, image=self.config.image, id=current)
+            self.image_id = current
         containers = await self.docker.list_pool(self.pool_name)
         routes, routes_kept = await self.proxy.listing()
         plan = plan_reconcile(self.slots, containers, routes, routes_kept)
@@ -420,6 +429,7 @@ class Pool:
             failed |= not await self._guarded("adopt", self._adopt, adoption)
         for path_id in select_surplus(self.slots.values(), self.config.pool_size):
             self._begin_removal(self.slots[path_id], "surplus")
+        self._refresh(0)  # those of an image the name no longer points to, a few a pass
         if not routes_kept and not failed:
             # Last, and only when every step took: every route is in place before the marker
             # says the proxy holds them all.
@@ -465,6 +475,7 @@ class Pool:
             container_id=record.id,
             target=record.target,
             handed_out_at=handed_out_at,
+            image_id=record.image_id,
         )
         if handed_out_at is not None:
             slot.handed_out_mono = observed_at(handed_out_at, now_wall, now_mono, -math.inf)
@@ -485,18 +496,22 @@ class Pool:
 
     # ----- culling -----
 
+    def _refresh(self, max_age: float) -> None:
+        """Replace a few warm notebooks due for it (decisions.select_for_refresh)."""
+        for path_id, why in select_for_refresh(
+            self.slots.values(),
+            self.monotonic(),
+            max_age,
+            at_most=max(1, self.config.pool_size // 10),
+            image_id=self.image_id,
+        ):
+            self._begin_removal(self.slots[path_id], why)
+
     async def cull_once(self) -> None:
         """Cull the notebooks idle for cull_timeout or handed out longer than cull_max, and
         replace warm ones older than warm_max_age (a few a pass, oldest first)."""
         config = self.config
-        refresh = select_for_refresh(
-            self.slots.values(),
-            self.monotonic(),
-            config.warm_max_age,
-            at_most=max(1, config.pool_size // 10),
-        )
-        for path_id in refresh:
-            self._begin_removal(self.slots[path_id], "refreshed")
+        self._refresh(config.warm_max_age)
         in_use = [slot for slot in self.slots.values() if slot.state is SlotState.IN_USE]
         if not in_use:
             return

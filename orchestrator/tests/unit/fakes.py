@@ -95,6 +95,7 @@ class FakeContainer:
     labels: dict[str, str]
     token: str
     ip: str
+    image_id: str = ""
     running: bool = True
 
 
@@ -105,6 +106,7 @@ class FakeDocker:
         self.faults = faults
         self.clock = clock
         self.containers: dict[str, FakeContainer] = {}
+        self.image = "sha256:" + "a" * 64  # what the pool's image name points to
         self._next = 0
         self.calls: list[str] = []
 
@@ -128,6 +130,7 @@ class FakeDocker:
             created=parse_time(container.labels.get(LABEL_CREATED)) or self.clock.wall(),
             target=f"http://{container.ip}:8888" if container.running else None,
             token=container.token if with_token else "",
+            image_id=container.image_id,
         )
 
     async def create_and_start(self, spec: ContainerSpec) -> ContainerRecord:
@@ -138,10 +141,16 @@ class FakeDocker:
             labels=dict(spec.labels),
             token=spec.environment.get("JUPYTER_TOKEN", ""),
             ip=f"10.9.{self._next // 250}.{self._next % 250 + 1}",
+            image_id=self.image,
         )
         self.containers[container.id] = container
         self._done(outcome, "create_and_start")
         return self._record(container, with_token=True)
+
+    async def image_id(self, image: str) -> str:
+        outcome = await self._call("image_id")
+        self._done(outcome, "image_id")
+        return self.image
 
     async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
         outcome = await self._call("list_pool")

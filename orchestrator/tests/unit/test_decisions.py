@@ -195,9 +195,27 @@ def test_stale_warm_notebooks_are_replaced_oldest_first_a_few_at_a_time():
         slot("fresh", SlotState.READY, created_mono=90),
         slot("taken", SlotState.IN_USE, created_mono=-20),
     ]
-    assert select_for_refresh(slots, 100, max_age=50, at_most=1) == ["older"]
-    assert select_for_refresh(slots, 100, max_age=50, at_most=5) == ["older", "old"]
+    assert select_for_refresh(slots, 100, max_age=50, at_most=1) == [("older", "refreshed")]
+    assert [p for p, _ in select_for_refresh(slots, 100, max_age=50, at_most=5)] == [
+        "older",
+        "old",
+    ]
     assert select_for_refresh(slots, 100, max_age=0, at_most=5) == []
+
+
+def test_warm_notebooks_of_a_previous_image_go_first_and_those_in_use_stay():
+    slots = [
+        slot("stale", SlotState.READY, created_mono=0),
+        slot("new", SlotState.READY, created_mono=95),
+        slot("working", SlotState.IN_USE, created_mono=-20),
+    ]
+    slots[0].image_id = slots[2].image_id = "sha256:old"
+    slots[1].image_id = "sha256:new"
+    chosen = select_for_refresh(slots, 100, max_age=50, at_most=1, image_id="sha256:new")
+    assert chosen == [("stale", "new_image")]
+    assert select_for_refresh(slots, 100, max_age=0, at_most=5, image_id="sha256:new") == [
+        ("stale", "new_image")
+    ]
 
 
 def test_surplus_is_taken_from_warm_notebooks_never_from_those_in_use():

@@ -418,3 +418,20 @@ def test_every_docker_failure_is_one_typed_error_with_a_time_out():
         run(scenario())
     finally:
         backend.close()
+
+
+def test_a_rebuilt_image_reaches_new_visitors_and_working_ones_keep_theirs():
+    async def scenario():
+        world, pool = await started_world(pool_size=10)
+        working = await pool.hand_out("a")
+        world.handed.append(working.container_id)
+        world.docker.image = "sha256:" + "b" * 64  # site.yml rebuilt the workshop image
+        await settle(pool, world, rounds=200)
+        images = {slot.image_id for slot in pool.slots.values() if slot.state is SlotState.READY}
+        assert images == {world.docker.image}, "a warm notebook still runs the old material"
+        assert pool.slots[working.path_id].state is SlotState.IN_USE
+        assert pool.slots[working.path_id].image_id == "sha256:" + "a" * 64
+        check_settled(pool, world)
+        await pool.stop()
+
+    run(scenario())
