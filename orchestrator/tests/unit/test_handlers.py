@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +16,8 @@ from orchestrator.metrics import Metrics
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 class Service:
@@ -140,5 +143,34 @@ def test_the_orchestrator_never_answers_a_notebook_s_api_as_if_it_were_the_noteb
             assert live.code == 503
             gone = await service.get(f"/user/nosuchnotebook/{rest}")
             assert gone.code == 404
+
+    run(scenario())
+
+
+def test_readiness_counts_only_jupyter_s_own_answer():
+    """A route lost while a container boots sends the probe to whoever answers the proxy's
+    default target; a 200 page that is not Jupyter's /api/status must not count."""
+    from orchestrator.model import Slot, SlotState
+    from orchestrator.probes import NotebookProbe
+    from tornado import web
+
+    class Answer(web.RequestHandler):
+        def get(self, path_id: str) -> None:
+            if path_id == "jupyter":
+                self.finish({"started": "2026-03-02T09:00:00Z", "last_activity": None})
+            else:
+                self.finish("<html>Reconnecting to your notebook</html>")
+
+    async def scenario():
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(web.Application([(r"/user/([^/]+)/api/status", Answer)]))
+        server.add_sockets(sockets)
+        probe = NotebookProbe(f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
+        try:
+            for path_id, ready in (("jupyter", True), ("orchestrator", False)):
+                slot = Slot(path_id, SlotState.STARTING, NOW, 0.0, token="t")  # noqa: S106
+                assert await probe.ready(slot) is ready
+        finally:
+            server.stop()
 
     run(scenario())
