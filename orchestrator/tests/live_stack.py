@@ -124,6 +124,8 @@ class Stack:
             "mem_limit": "384m",
             **options,
         }
+        # Added to the orchestrator's environment, e.g. DOCKER_HOST pointing at a fault relay.
+        self.extra_env: dict[str, str] = {}
         self.process: subprocess.Popen | None = None
 
     def argv(self, **overrides) -> list[str]:
@@ -138,6 +140,7 @@ class Stack:
             "CONFIGPROXY_AUTH_TOKEN": self.proxy.token,
             "API_AUTH_TOKEN": self.api_token,
             "ADMIN_AUTH_TOKEN": self.admin_token,
+            **self.extra_env,
         }
 
     def start(self, wait_ready: bool = True) -> None:

@@ -17,7 +17,15 @@ from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from orchestrator import __version__, admin, handlers
-from orchestrator.config import LOGO_TYPES, Config, ConfigError, help_text, page_links, parse
+from orchestrator.config import (
+    LOGO_TYPES,
+    Config,
+    ConfigError,
+    help_text,
+    page_links,
+    parse,
+    size_bytes,
+)
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event, setup_logging
 from orchestrator.metrics import Metrics, Timeline
@@ -115,11 +123,25 @@ async def serve(config: Config) -> None:
         timeout=config.docker_timeout,
     )
     proxy = ProxyClient(config.proxy_endpoint, config.proxy_token, pool_name)
+    # Everything that can refuse to start goes before the one thing a check makes (Docker's check
+    # makes a missing network, last): a start that fails creates nothing.
     try:
-        api_version, notebook_user = await docker.check(config.image, config.container_user)
+        public_sockets = bind_sockets(config.port, config.ip)
+        admin_sockets = bind_sockets(config.admin_port, config.admin_ip)
+    except OSError as error:
+        docker.close()
+        raise StartupError(f"--port/--admin_port: cannot listen: {error.strerror}") from None
+    try:
         await proxy.check()
+        api_version, notebook_user = await docker.check(
+            config.image,
+            config.container_user,
+            numeric_user=bool(size_bytes(config.disk_limit)),
+        )
     except (DockerError, ProxyError) as error:
         docker.close()
+        for sock in [*public_sockets, *admin_sockets]:
+            sock.close()
         raise StartupError(str(error)) from None
     if config.negotiate_docker_version and config.docker_version != "auto":
         log_event(
@@ -128,12 +150,6 @@ async def serve(config: Config) -> None:
             using=api_version,
             why="docker-py speaks API 1.24 and later, so the version was negotiated",
         )
-    try:
-        public_sockets = bind_sockets(config.port, config.ip)
-        admin_sockets = bind_sockets(config.admin_port, config.admin_ip)
-    except OSError as error:
-        docker.close()
-        raise StartupError(f"--port/--admin_port: cannot listen: {error.strerror}") from None
 
     metrics = Metrics()
     metrics.info.info({"version": __version__, "pool": pool_name, "image": config.image})

@@ -24,17 +24,14 @@ def writable_mounts(config: Config, user: str | None) -> dict[str, str]:
     """In-memory file systems of `disk_limit` each for the home and /tmp (the root is then
     read-only, so one visitor cannot fill the host's disk); none when disk_limit is 0.
 
-    The home belongs to the container's user when it is numeric (`uid[:gid]`); otherwise it is
-    world-writable with the sticky bit, as /tmp is.
+    The home belongs to the container's user, a `uid[:gid]` (app.py refuses to start with a
+    name: Docker does not apply a mode to a mount point the image already has).
     """
     if not size_bytes(config.disk_limit):
         return {}
     size = f"size={config.disk_limit},nosuid,nodev,exec"
     uid, _, gid = (user or "").partition(":")
-    if uid.isdigit():
-        home = f"{size},uid={uid},gid={gid if gid.isdigit() else uid},mode=0755"
-    else:
-        home = f"{size},mode=1777"
+    home = f"{size},uid={uid},gid={gid if gid.isdigit() else uid},mode=0755"
     return {"/tmp": f"{size},mode=1777", config.home_dir: home}  # noqa: S108 (the container's)
 
 

@@ -117,10 +117,13 @@ class DockerBackend:
             )
         return self._client.api
 
-    async def check(self, image: str, user: str | None = None) -> tuple[str, str | None]:
+    async def check(
+        self, image: str, user: str | None = None, *, numeric_user: bool = False
+    ) -> tuple[str, str | None]:
         """Docker answers, the image is present and the network exists (it is made, with
         inter-container traffic off, when missing); returns the API version and who the notebook
-        runs as (`user`, else the image's user)."""
+        runs as (`user`, else the image's user). `numeric_user`: that user must be a uid[:gid],
+        to own the in-memory home (a name cannot be resolved without running the image)."""
 
         def check() -> tuple[str, str | None]:
             try:
@@ -134,9 +137,16 @@ class DockerBackend:
                 raise DockerError(
                     f"--image: {image} is not present on this Docker host (images are never pulled)"
                 ) from None
+            runs_as = user or image_user
+            if numeric_user and not (runs_as or "").partition(":")[0].isdigit():
+                raise DockerError(
+                    f"--container_user: the notebook runs as {runs_as or 'root'!r}, but disk_limit "
+                    "needs a numeric uid[:gid] to own its home: set --container_user=1000:1000 "
+                    "(the image's user's ids), or --disk_limit=0"
+                )
             if self.network:
                 self._ensure_network(api, self.network)
-            return str(api.api_version), user or image_user
+            return str(api.api_version), runs_as
 
         return await self._run("check", check)
 

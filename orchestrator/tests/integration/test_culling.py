@@ -1,5 +1,7 @@
 """Culling: an idle notebook goes and is replaced; one whose kernel is computing stays."""
 
+import time
+
 import requests
 from conftest import notebook_status, pool_containers, start_kernel_busy, visit, wait_for
 
@@ -30,10 +32,13 @@ def test_idle_is_culled_and_replaced_but_a_busy_kernel_is_kept(make_stack, docke
 
 
 def test_cull_max_removes_even_a_busy_notebook(make_stack):
-    # cull_max counts from creation: long enough to hand it out and start a kernel on a busy host.
-    stack = make_stack(pool_size=1, cull_timeout=3600, cull_max=60, cull_period=1)
+    # cull_max counts from the hand-out, not from creation (the pool may be warm for hours), and
+    # is at least cull_timeout: the busy kernel keeps the idle rule away, cull_max does not wait.
+    stack = make_stack(pool_size=1, cull_timeout=20, cull_max=40, cull_period=1)
+    before_hand_out = time.monotonic()
     url, token = visit(stack)
     start_kernel_busy(url, token, seconds=600)
     wait_for(lambda: "reason=max_age" in stack.log_text(), 120, "cull_max to cull it")
+    assert time.monotonic() - before_hand_out >= 40, "culled before cull_max after the hand-out"
     assert notebook_status(url, token) != 200
     assert "reason=idle" not in stack.log_text()

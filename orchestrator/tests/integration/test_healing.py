@@ -6,7 +6,7 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from conftest import notebook_status, pool_containers, run_code, visit, wait_for
+from conftest import notebook_status, pool_containers, pool_routes, run_code, visit, wait_for
 
 
 def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
@@ -137,3 +137,25 @@ def test_drain_replaces_idle_containers_and_keeps_visitors(make_stack, docker_cl
     assert notebook_status(base_url, token) == 200
     metrics = stack.admin("GET", "/metrics").text
     assert 'tmpnb_removed_total{reason="drained"} 1.0' in metrics
+
+
+def test_the_orchestrator_never_answers_a_notebooks_readiness_probe_itself(make_stack):
+    """If the proxy lost a route, a probe of /user/<id>/api/status reaches the orchestrator (the
+    proxy's default target): its answer must not look like a notebook's, or a container that
+    does not answer would be taken for ready."""
+    stack = make_stack(pool_size=2)
+    base_url, _ = visit(stack)
+    in_use = base_url.rsplit("/", 1)[1]
+    (warm,) = [path for path in pool_routes(stack) if path != in_use]
+    for path_id in (in_use, warm):
+        answer = requests.get(
+            f"http://127.0.0.1:{stack.port}/user/{path_id}/api/status", timeout=10
+        )
+        assert answer.status_code == 503, answer.text[:300]
+        assert answer.headers["Retry-After"] and "started" not in answer.json()
+    unknown = requests.get(f"http://127.0.0.1:{stack.port}/user/nosuchnotebook1/api/status",
+                           timeout=10)  # fmt: skip
+    assert unknown.status_code == 404
+    # A page at the same place is the "reconnecting" page, for a person, not for a probe.
+    page = requests.get(f"http://127.0.0.1:{stack.port}/user/{in_use}/tree", timeout=10)
+    assert page.status_code == 200 and "Reconnecting" in page.text

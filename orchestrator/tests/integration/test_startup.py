@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import IMAGE, Proxy, free_port, pool_containers
+from conftest import IMAGE, Proxy, free_port, pool_containers, remove_pool_containers
 
 BAD_OPTIONS = [
     "--pool_size=0", "--pool-size=many", "--port=70000", "--admin_port=0", "--container_port=-1",
@@ -65,7 +65,7 @@ def proxy(tmp_path):
     started.stop()
 
 
-def _common(proxy, pool_name):
+def _common(proxy, pool_name, network):
     return [
         f"--image={IMAGE}",
         f"--pool_name={pool_name}",
@@ -73,7 +73,18 @@ def _common(proxy, pool_name):
         f"--port={free_port()}",
         f"--admin_port={free_port()}",
         f"--proxy_endpoint={proxy.api_url}",
+        f"--docker_network={network}",  # missing: a start that goes on would make it
     ]
+
+
+@pytest.fixture
+def open_network(docker_client, session_id):
+    """A bridge network whose containers can reach each other (Docker's default)."""
+    created = docker_client.networks.create(
+        f"tmpnb-it{session_id}-open", driver="bridge", labels={"tmpnb.test": session_id}
+    )
+    yield created.name
+    created.remove()
 
 
 @pytest.mark.parametrize(
@@ -81,19 +92,40 @@ def _common(proxy, pool_name):
     [
         ([], {"DOCKER_HOST": "tcp://127.0.0.1:1"}, "cannot reach Docker"),
         (["--image=tmpnb-it-missing:none"], {}, "--image: tmpnb-it-missing:none is not present"),
-        (["--docker_network=tmpnb-it-missing"], {}, "--docker_network: network tmpnb-it-missing"),
+        (["--docker_network={open}"], {}, "--docker_network: network {open} lets its containers"),
         ([], {"CONFIGPROXY_AUTH_TOKEN": "wrong"}, "refused the token"),
         ([f"--proxy_endpoint=http://127.0.0.1:{free_port()}"], {}, "at http://127.0.0.1:"),
+        # The in-memory home must belong to a uid: a user name cannot be given one.
+        (["--container_user=jovyan"], {}, "--container_user: the notebook runs as 'jovyan'"),
     ],
-    ids=["docker-unreachable", "image-missing", "network-missing", "proxy-token", "proxy-down"],
+    ids=[
+        "docker-unreachable",
+        "image-missing",
+        "network-open",
+        "proxy-token",
+        "proxy-down",
+        "named-user-with-disk-limit",
+    ],
 )
 def test_missing_parts_stop_start_up_with_one_line(
-    proxy, docker_client, session_id, extra, env, expected
+    proxy, docker_client, session_id, open_network, extra, env, expected
 ):
     pool_name = f"it{session_id}start"
-    result = run(_common(proxy, pool_name) + extra, {"CONFIGPROXY_AUTH_TOKEN": proxy.token, **env})
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
-    assert pool_containers(docker_client, pool_name) == []
-    assert set(proxy.routes()) == {"/"}
+    missing_network = f"tmpnb-it{session_id}-missing"
+    extra = [arg.format(open=open_network) for arg in extra]
+    expected = expected.format(open=open_network)
+    try:
+        result = run(
+            _common(proxy, pool_name, missing_network) + extra,
+            {"CONFIGPROXY_AUTH_TOKEN": proxy.token, **env},
+        )
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], result.stderr
+        assert pool_containers(docker_client, pool_name) == []
+        assert docker_client.networks.list(names=[missing_network]) == [], "a network was made"
+        assert set(proxy.routes()) == {"/"}
+    finally:  # a start that went wrong leaves nothing for the next case
+        remove_pool_containers(docker_client, pool_name)
+        for network in docker_client.networks.list(names=[missing_network]):
+            network.remove()
