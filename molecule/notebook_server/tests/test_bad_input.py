@@ -16,10 +16,23 @@ CASES = [
     ("tmpnb", {"tmpnb_port": 70000}, "tmpnb_port"),
     ("tmpnb", {"tmpnb_image": "molecule-nbsrv-missing:none"}, "tmpnb_image"),
     ("tmpnb", {"tmpnb_pool_size": 500, "tmpnb_mem_limit": "1g"}, "tmpnb_pool_size x tmpnb_mem_"),
-    ("tmpnb", {"tmpnb_cull_period": 7200}, "tmpnb_cull_period"),
+    ("tmpnb", {"tmpnb_cull_period": 7200}, "tmpnb_cull_period (7200) must not be longer"),
+    ("tmpnb", {"tmpnb_cull_max": 600}, "tmpnb_cull_max (600) must be 0 or at least"),
+    ("tmpnb", {"tmpnb_mem_limit": "64m"}, "tmpnb_mem_limit must be at least 128m"),
+    ("tmpnb", {"tmpnb_disk_limit": "1g"}, "tmpnb_disk_limit (1g) must be smaller than"),
     ("proxy", {"proxy_public_port": 70000}, "proxy_public_port"),
     ("proxy", {"proxy_api_port": 8000}, "proxy_api_port"),
     ("docker_engine", {"docker_engine_network_bridge": "far-too-long-name"}, "_network_bridge"),
+    (
+        "docker_engine",
+        {"docker_engine_blocked_addresses": ["10.0.0.0/8", "10.0.0.0/33"]},
+        "docker_engine_blocked_addresses must hold IPv4",
+    ),
+    (
+        "docker_engine",
+        {"docker_engine_allowed_addresses": ["mirror.example"]},
+        "docker_engine_allowed_addresses must hold IPv4",
+    ),
 ]
 
 

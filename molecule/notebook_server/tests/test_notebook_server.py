@@ -5,7 +5,12 @@ the controller to the host's address, as a visitor's browser would; what only th
 (systemd, files, the inner engine) goes through testinfra.
 """
 
+import ipaddress
 import json
+import os
+import pathlib
+import re
+import subprocess
 import time
 import uuid
 
@@ -19,6 +24,10 @@ PUBLIC_PORT = 8000
 API_PORT = 8001
 ENV_FILE = "/etc/configurable-http-proxy/auth.env"  # holds the proxy's API token
 NETWORK = "tmpnb-notebooks"
+SCENARIO = pathlib.Path(__file__).resolve().parent.parent
+EGRESS_CHAIN = "TMPNB-EGRESS"  # DOCKER-USER: what notebooks may reach beyond the host
+INPUT_CHAIN = "TMPNB-CONTAINERS"  # INPUT: what notebooks may reach on the host itself
+LISTENER_PORT = 8765  # a port of the test host, on every address, that notebooks are not given
 
 
 @pytest.fixture(scope="module")
@@ -217,9 +226,8 @@ def _other_container(host, visitor):
     return wait_for(lambda: next((c for c in _containers(host).values() if c != mine), None))
 
 
-def _probe(host, container, target, port):
-    """From inside a notebook container: 'open', or why the connection failed."""
-    script = (
+def _connect_script(target, port):
+    return (
         "import socket\n"
         "s = socket.socket(); s.settimeout(3)\n"
         "try:\n"
@@ -227,7 +235,78 @@ def _probe(host, container, target, port):
         "except OSError as e:\n"
         "    print(type(e).__name__)\n"
     )
+
+
+def _probe(host, container, target, port):
+    """From inside a notebook container: 'open', or why the connection failed."""
+    script = _connect_script(target, port)
     return host.check_output("docker exec %s python3 -c %s", container, script)
+
+
+def _probe_from_host(host, target, port):
+    """The same from the test host itself, outside the notebooks network: the control."""
+    return host.check_output("python3 -c %s", _connect_script(target, port))
+
+
+def _packets(host, chain, *needles):
+    """Packets counted so far by the rule of `chain` whose text holds every needle."""
+    for line in host.check_output("iptables -w -v -S %s", chain).splitlines():
+        if all(needle in line for needle in needles):
+            return int(re.search(r" -c (\d+) ", line).group(1))
+    pytest.fail(f"no rule in {chain} with {needles}")
+
+
+def _blocked_network_of(host, address):
+    """The -d of the egress chain's blocking rule that covers the address."""
+    for line in host.check_output("iptables -w -S %s", EGRESS_CHAIN).splitlines():
+        if "tmpnb blocked address" in line:
+            network = line.split(" -d ", 1)[1].split()[0]
+            if ipaddress.ip_address(address) in ipaddress.ip_network(network):
+                return network
+    pytest.fail(f"no blocked range of {EGRESS_CHAIN} covers {address}")
+
+
+def _rerun_role(role, extra_vars):
+    """Run one role again on the converged host, as the next site.yml run would: changed=N."""
+    env = dict(os.environ)
+    env["ANSIBLE_ROLES_PATH"] = str(SCENARIO.parent.parent / "roles")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"  # Molecule turns colours on, and they split the recap
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "--inventory",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(SCENARIO / "rerun-role.yml"),
+            "--extra-vars",
+            json.dumps({"notebook_server_role_under_test": role, **extra_vars}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    output = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr).split())
+    recap = re.search(r"changed=(\d+)\s+unreachable=0\s+failed=0", output)
+    assert result.returncode == 0 and recap, output[-3000:]
+    return int(recap.group(1))
+
+
+@pytest.fixture(scope="module")
+def listener(host):
+    """A TCP port the test host listens on, on every address, that the firewall does not open."""
+    unit = "molecule-listener.service"
+    server = (
+        "import socket\n"
+        f"s = socket.create_server(('0.0.0.0', {LISTENER_PORT}))\n"
+        "while True:\n"
+        "    s.accept()[0].close()\n"
+    )
+    host.check_output("systemd-run --unit=%s --collect python3 -c %s", unit, server)
+    wait_for(lambda: host.socket(f"tcp://0.0.0.0:{LISTENER_PORT}").is_listening, timeout=30)
+    yield LISTENER_PORT
+    host.run("systemctl stop %s", unit)
 
 
 def test_containers_cannot_reach_the_host_except_the_public_port(host, visitor):
@@ -241,7 +320,89 @@ def test_containers_cannot_reach_the_host_except_the_public_port(host, visitor):
 
 
 def test_containers_cannot_reach_the_metadata_address(host, visitor):
-    assert _probe(host, _visitor_container(host, visitor), "169.254.169.254", 80) != "open"
+    container = _visitor_container(host, visitor)
+    assert _probe(host, container, "169.254.169.254", 80) == "ConnectionRefusedError"
+
+
+def test_containers_reach_the_hosts_own_private_address_on_the_public_port_only(
+    host, visitor, address, listener
+):
+    """The host's address on its outer network is private (Docker's, here) and the host's own: INPUT
+    decides, not the blocked ranges, so the public port answers and every other port is closed."""
+    assert ipaddress.ip_address(address).is_private
+    container = _visitor_container(host, visitor)
+    assert _probe(host, container, address, PUBLIC_PORT) == "open"
+    # The port is there for the host itself, not for the notebooks:
+    assert _probe_from_host(host, address, listener) == "open"
+    before = _packets(host, INPUT_CHAIN, "tmpnb host closed")
+    assert _probe(host, container, address, listener) == "ConnectionRefusedError"
+    assert _packets(host, INPUT_CHAIN, "tmpnb host closed") > before
+
+
+def test_containers_cannot_reach_private_addresses_beyond_the_host(host, visitor):
+    """The test host's gateway: this machine's Docker bridge, a private address that is not the test
+    host's own, so the connection would be forwarded. The blocking rule refuses it inside the test
+    host: the packet never leaves it."""
+    gateway = host.check_output("ip -4 route show default").split()[2]
+    assert ipaddress.ip_address(gateway).is_private
+    assert gateway not in host.check_output("ip -4 -o address show")
+    network = _blocked_network_of(host, gateway)
+    before = _packets(host, EGRESS_CHAIN, f"-d {network} ", "tmpnb blocked address")
+    assert _probe(host, _visitor_container(host, visitor), gateway, 80) == "ConnectionRefusedError"
+    assert _packets(host, EGRESS_CHAIN, f"-d {network} ", "tmpnb blocked address") > before
+
+
+def test_containers_still_resolve_names_through_the_hosts_resolvers(host, visitor):
+    """Docker's embedded DNS forwards a notebook's queries from the notebook's own network, so a
+    resolver in a blocked range (as on most clouds) needs its port-53 exception in the egress
+    chain."""
+    rules = host.check_output("iptables -w -S %s", EGRESS_CHAIN)
+    servers = [
+        line.split()[1]
+        for line in host.file("/etc/resolv.conf").content_string.splitlines()
+        if line.startswith("nameserver ") and not line.split()[1].startswith("127.")
+    ]
+    for server in servers:
+        assert f"-d {server}/32 -p udp -m udp --dport 53 " in rules
+    # One lookup of the package registry the scenario's prepare step already resolved for apt.
+    lookup = "import socket; print(bool(socket.getaddrinfo('deb.debian.org', 443)))"
+    container = _visitor_container(host, visitor)
+    assert host.check_output("docker exec %s python3 -c %s", container, lookup) == "True"
+
+
+def test_a_port_or_address_taken_out_of_the_inventory_is_gone_after_the_next_run(
+    host, visitor, address, listener
+):
+    """Open the listener's port to notebooks and let them reach the gateway, check both, then run
+    the role with the scenario's inventory again: both are closed, the visitor is still served."""
+    container = _visitor_container(host, visitor)
+    gateway = host.check_output("ip -4 route show default").split()[2]
+    network = _blocked_network_of(host, gateway)
+    try:
+        changed = _rerun_role(
+            "docker_engine",
+            {
+                "docker_engine_host_ports_open_to_containers": [PUBLIC_PORT, listener],
+                "docker_engine_allowed_addresses": [gateway],
+            },
+        )
+        assert changed >= 1
+        assert _probe(host, container, address, listener) == "open"
+        allowed = (EGRESS_CHAIN, f"-d {gateway}/32 ", "tmpnb allowed address")
+        blocked = (EGRESS_CHAIN, f"-d {network} ", "tmpnb blocked address")
+        allowed_before, blocked_before = _packets(host, *allowed), _packets(host, *blocked)
+        _probe(host, container, gateway, 80)  # whatever this machine answers, our rule lets it pass
+        assert _packets(host, *allowed) > allowed_before
+        assert _packets(host, *blocked) == blocked_before
+    finally:
+        changed = _rerun_role("docker_engine", {})
+    assert changed >= 1
+    assert _probe(host, container, address, listener) == "ConnectionRefusedError"
+    assert _probe(host, container, gateway, 80) == "ConnectionRefusedError"
+    rules = host.check_output("iptables -w -S")
+    assert f"--dport {listener} " not in rules
+    assert f"-d {gateway}/32 " not in rules
+    assert_visitor_still_there(visitor)
 
 
 def test_containers_cannot_reach_each_other(host, visitor):
