@@ -592,19 +592,20 @@ class Pool:
         "Task exception was never retrieved"."""
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            self.metrics.errors.labels(task.get_coro().__name__).inc()
+            self.metrics.errors.labels("bug").inc()
             logging.getLogger("tmpnb").error(
-                "event=error kind=%s", task.get_coro().__name__, exc_info=error
+                "event=error kind=bug where=%s", task.get_coro().__name__, exc_info=error
             )
 
     def _error(self, kind: str, error: Exception, **fields: Any) -> None:
         self.metrics.errors.labels(kind).inc()
         log_event("error", logging.WARNING, pool=self.pool_name, kind=kind, error=error, **fields)
 
-    def _bug(self, kind: str, **fields: Any) -> None:
-        self.metrics.errors.labels(kind).inc()
+    def _bug(self, where: str, **fields: Any) -> None:
+        """An exception nothing expected: kind=bug in the log (with its traceback) and metrics."""
+        self.metrics.errors.labels("bug").inc()
         details = " ".join(f"{key}={value}" for key, value in fields.items())
-        logging.getLogger("tmpnb").exception("event=error kind=%s %s", kind, details)
+        logging.getLogger("tmpnb").exception("event=error kind=bug where=%s %s", where, details)
 
     def _update_gauges(self) -> None:
         counts = dict.fromkeys(SlotState, 0)

@@ -392,7 +392,7 @@ def test_an_unexpected_error_in_a_spawn_is_logged_and_the_slot_is_not_stuck(capl
         await pool.start(periodic=False)
         await settle(pool, world)
         check_settled(pool, world)
-        assert pool.metrics.errors.labels("spawn")._value.get() == 1
+        assert pool.metrics.errors.labels("bug")._value.get() == 1
         await pool.stop()
 
     run(scenario())
