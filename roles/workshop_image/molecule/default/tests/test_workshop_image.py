@@ -100,7 +100,9 @@ def test_labels_record_the_material_revision(host):
 
 def test_image_runs_as_jovyan_under_an_init(host):
     config = _inspect(host, f"{IMAGE}:{FLAVOR}")["Config"]
-    assert config["User"] == "jovyan"
+    # Numeric, so the orchestrator can give the in-memory home (its disk_limit) to this uid.
+    assert config["User"] == "1000:1000"
+    assert _run_in_image(host, "id", "-un") == "jovyan"
     assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
     assert _run_in_image(host, "id", "-u") == "1000"
     assert _run_in_image(host, "sh", "-c", "echo $HOME") == "/home/jovyan"
@@ -189,3 +191,31 @@ def test_a_broken_build_fails_clearly_and_tags_nothing(host, what, cause):
         "docker image ls --format '{{.Repository}}:{{.Tag}}' molecule-workshop-broken"
     )
     assert tags == ""
+
+
+def test_a_read_only_notebook_with_an_empty_in_memory_home_is_seeded_and_serves(host):
+    """As the orchestrator starts it with disk_limit: read-only root, empty tmpfs home and /tmp,
+    the token in the environment only."""
+    name = f"molecule-workshop-readonly-{os.getpid()}"
+    host.check_output(
+        "docker run --detach --name %s --label %s --read-only "
+        "--tmpfs /tmp:size=64m,mode=1777 --tmpfs /home/jovyan:size=64m,uid=1000,gid=1000,mode=0755 "
+        "%s start-notebook --base-path=/user/molecule/ --port=8888 --ip=0.0.0.0",
+        name,
+        TEST_LABEL,
+        f"{IMAGE}:{FLAVOR}",
+    )
+    try:
+        address = host.check_output(
+            "docker inspect --format '{{.NetworkSettings.IPAddress}}' %s", name
+        )
+        url = f"http://{address}:8888/user/molecule/"
+        assert host.check_output("python3 -c %s %s", READY_PROBE, url) == "ready"
+        listing = host.check_output("docker exec %s ls -A /home/jovyan/workshop", name)
+        assert set(listing.split()) == {"README.md", "python.ipynb", "r.ipynb", "octave.ipynb"}
+        writable = host.check_output("docker exec %s sh -c 'touch ~/new && echo ok'", name)
+        assert writable == "ok"
+        refused = host.run("docker exec %s touch /opt/x", name)
+        assert refused.rc != 0 and "Read-only file system" in refused.stderr
+    finally:
+        host.run("docker rm --force %s", name)
