@@ -4,6 +4,7 @@ The builder drives the machine's Docker engine through its socket, so every chec
 throwaway container of the built image with the test's label (cleanup.yml removes leftovers).
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -54,13 +55,12 @@ for _ in range(120):
 """
 
 
-@pytest.fixture
-def notebook_server(host):
-    """A container started as the orchestrator starts one, once it answers; removed afterwards."""
-    name = f"molecule-workshop-server-{os.getpid()}"
+@contextlib.contextmanager
+def _server(host, name, docker_args="", start_args="--token="):
+    """A notebook container started from the image, once it answers: (name, its URL)."""
     host.check_output(
-        "docker run --detach --name %s --label %s %s start-notebook "
-        "--base-path=/user/molecule/ --port=8888 --ip=0.0.0.0 --token=",
+        f"docker run --detach --name %s --label %s {docker_args} %s start-notebook "
+        f"--base-path=/user/molecule/ --port=8888 --ip=0.0.0.0 {start_args}",
         name,
         TEST_LABEL,
         f"{IMAGE}:{FLAVOR}",
@@ -74,6 +74,13 @@ def notebook_server(host):
         yield name, url
     finally:
         host.run("docker rm --force %s", name)
+
+
+@pytest.fixture
+def notebook_server(host):
+    """A container started as the orchestrator starts one, once it answers; removed afterwards."""
+    with _server(host, f"molecule-workshop-server-{os.getpid()}") as started:
+        yield started
 
 
 def test_image_is_named_and_labelled(host):
@@ -194,28 +201,16 @@ def test_a_broken_build_fails_clearly_and_tags_nothing(host, what, cause):
 
 
 def test_a_read_only_notebook_with_an_empty_in_memory_home_is_seeded_and_serves(host):
-    """As the orchestrator starts it with disk_limit: read-only root, empty tmpfs home and /tmp,
-    the token in the environment only."""
-    name = f"molecule-workshop-readonly-{os.getpid()}"
-    host.check_output(
-        "docker run --detach --name %s --label %s --read-only "
-        "--tmpfs /tmp:size=64m,mode=1777 --tmpfs /home/jovyan:size=64m,uid=1000,gid=1000,mode=0755 "
-        "%s start-notebook --base-path=/user/molecule/ --port=8888 --ip=0.0.0.0",
-        name,
-        TEST_LABEL,
-        f"{IMAGE}:{FLAVOR}",
+    """Started as the orchestrator's disk_limit has it: read-only root, empty in-memory home and
+    /tmp, the token (none here) in the environment only."""
+    in_memory = (
+        "--read-only --tmpfs /tmp:size=64m,mode=1777 "
+        "--tmpfs /home/jovyan:size=64m,uid=1000,gid=1000,mode=0755"
     )
-    try:
-        address = host.check_output(
-            "docker inspect --format '{{.NetworkSettings.IPAddress}}' %s", name
-        )
-        url = f"http://{address}:8888/user/molecule/"
-        assert host.check_output("python3 -c %s %s", READY_PROBE, url) == "ready"
+    with _server(host, f"molecule-workshop-readonly-{os.getpid()}", in_memory, "") as (name, _):
         listing = host.check_output("docker exec %s ls -A /home/jovyan/workshop", name)
         assert set(listing.split()) == {"README.md", "python.ipynb", "r.ipynb", "octave.ipynb"}
         writable = host.check_output("docker exec %s sh -c 'touch ~/new && echo ok'", name)
         assert writable == "ok"
         refused = host.run("docker exec %s touch /opt/x", name)
         assert refused.rc != 0 and "Read-only file system" in refused.stderr
-    finally:
-        host.run("docker rm --force %s", name)
