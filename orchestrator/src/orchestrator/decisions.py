@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.lifecycle import HOLDS_A_CONTAINER
 from orchestrator.model import (
     ROUTE_HANDED_OUT,
     ROUTE_POOLED,
@@ -220,7 +221,7 @@ def select_for_refresh(
 def select_surplus(slots: Iterable[Slot], pool_size: int) -> list[str]:
     """Warm notebooks beyond pool_size (left by a create that timed out after Docker made the
     container, then adopted): the oldest go. Notebooks in use are never surplus."""
-    held = [slot for slot in slots if slot.state is not SlotState.GONE]
+    held = [slot for slot in slots if slot.state in HOLDS_A_CONTAINER]
     extra = len(held) - pool_size
     ready = sorted(
         (slot for slot in held if slot.state is SlotState.READY), key=lambda s: s.created_mono
@@ -234,7 +235,7 @@ def spawn_count(slots: Iterable[Slot], pool_size: int) -> int:
     A slot being removed still holds its container (and its memory) until Docker confirms it is
     gone, so it counts: a removal that keeps failing cannot make the pool grow past pool_size.
     """
-    alive = sum(1 for slot in slots if slot.state is not SlotState.GONE)
+    alive = sum(1 for slot in slots if slot.state in HOLDS_A_CONTAINER)
     return max(0, pool_size - alive)
 
 

@@ -46,8 +46,6 @@ TRANSITIONS: dict[tuple[SlotState, Step], SlotState] = {
 
 # Counted toward pool_size: everything that holds (or may still hold) a container.
 HOLDS_A_CONTAINER = frozenset(SlotState) - {S.GONE}
-# Was handed out, or may have been: never offered to anyone again.
-NEVER_OFFER_AGAIN = frozenset({S.IN_USE})
 
 
 class StepRefused(Exception):

@@ -43,7 +43,7 @@ from orchestrator.decisions import (
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
-from orchestrator.lifecycle import Step, step
+from orchestrator.lifecycle import HOLDS_A_CONTAINER, Step, step
 from orchestrator.metrics import Metrics
 from orchestrator.model import (
     ROUTE_CONTAINER,
@@ -55,7 +55,7 @@ from orchestrator.model import (
     Slot,
     SlotState,
 )
-from orchestrator.probes import NotebookProbe
+from orchestrator.probes import NotebookProbe, Seen
 from orchestrator.proxy import ProxyClient, ProxyError
 from orchestrator.timeutil import isoformat, utcnow
 
@@ -414,7 +414,7 @@ class Pool:
                 else:
                     failed = True
         for adoption in plan.adopt:
-            held = sum(1 for slot in self.slots.values() if slot.state is not SlotState.GONE)
+            held = sum(1 for slot in self.slots.values() if slot.state in HOLDS_A_CONTAINER)
             abandoned = adoption.container.path_id in self._abandoned
             full = held >= self.config.pool_size
             if abandoned or (adoption.state is SlotState.STARTING and full):
@@ -537,7 +537,7 @@ class Pool:
                 )  # fmt: skip
                 self._begin_removal(slot, "culled")
 
-    def _observe(self, slot: Slot, proxy_last: datetime | None, seen: Any) -> None:
+    def _observe(self, slot: Slot, proxy_last: datetime | None, seen: Seen) -> None:
         """Fold one look at a notebook into its monotonic last-activity (decisions.observed_at)."""
         wall_now, mono_now = self.clock(), self.monotonic()
         floor = slot.last_looked_mono or slot.handed_out_mono or slot.created_mono
