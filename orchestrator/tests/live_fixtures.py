@@ -51,6 +51,7 @@ def make_stack(
     yield make
     for stack in stacks:
         stack.stop()
+        stack.release_ports()
         stack.proxy.stop()
         remove_pool_containers(docker_client, stack.pool_name)
         # Kept beside pytest's tmp dir: the logs of a failed run are worth reading.

@@ -97,6 +97,20 @@ class Proxy:
         return response.json()
 
 
+# Starts the orchestrator as systemd's socket activation does (sd_listen_fds(3)): the held sockets,
+# passed by number after the script, become descriptors 3, 4, ... and LISTEN_PID is the process
+# that execs the orchestrator (execv keeps the pid). F_DUPFD moves them out of the way first.
+SOCKET_ACTIVATE = """
+import fcntl, os, sys
+split = sys.argv.index("--")
+moved = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 100) for fd in sys.argv[1:split]]
+for number, fd in enumerate(moved, start=3):
+    os.dup2(fd, number)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(moved)))
+os.execv(sys.argv[split + 1], sys.argv[split + 1 :])
+"""
+
+
 class Stack:
     """A proxy and an orchestrator for one pool; the orchestrator can be killed and restarted."""
 
@@ -127,6 +141,20 @@ class Stack:
         # Added to the orchestrator's environment, e.g. DOCKER_HOST pointing at a fault relay.
         self.extra_env: dict[str, str] = {}
         self.process: subprocess.Popen | None = None
+        self.held: list[socket.socket] = []  # hold_ports()
+
+    def hold_ports(self) -> None:
+        """Hold the orchestrator's two ports as tmpnb.socket does: every start inherits them, and
+        connections made between two processes wait in their queue."""
+        self.held = [
+            socket.create_server(("127.0.0.1", port), backlog=1024)
+            for port in (self.port, self.admin_port)
+        ]
+
+    def release_ports(self) -> None:
+        for sock in self.held:
+            sock.close()
+        self.held = []
 
     def argv(self, **overrides) -> list[str]:
         options = {**self.options, **overrides}
@@ -144,9 +172,12 @@ class Stack:
         }
 
     def start(self, wait_ready: bool = True) -> None:
+        argv, fds = self.argv(), [sock.fileno() for sock in self.held]
+        if fds:
+            argv = [sys.executable, "-c", SOCKET_ACTIVATE, *map(str, fds), "--", *argv]
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                self.argv(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, pass_fds=fds
             )
         wait_for(self._answers, 60, f"orchestrator {self.pool_name} to listen")
         if wait_ready:

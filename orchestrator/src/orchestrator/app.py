@@ -14,9 +14,8 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
-from tornado.netutil import bind_sockets
 
-from orchestrator import __version__, admin, handlers
+from orchestrator import __version__, admin, handlers, listeners
 from orchestrator.config import (
     LOGO_TYPES,
     Config,
@@ -109,28 +108,40 @@ def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applicat
     )
 
 
+# How long a stop waits for the requests in flight (a hand-out, a page) before it lets them go.
+DRAIN_SECONDS = 10
+
+
 async def serve(config: Config) -> None:
     AsyncHTTPClient.configure(None, max_clients=256)
-    pool_name = config.effective_pool_name
-    version = "auto" if config.negotiate_docker_version else config.docker_version
     docker = DockerBackend(
         max_workers=config.max_dock_workers,
-        version=version,
+        version="auto" if config.negotiate_docker_version else config.docker_version,
         container_port=config.container_port,
         container_ip=config.container_ip,
         network=config.docker_network,
         host_network=config.host_network,
         timeout=config.docker_timeout,
     )
+    try:
+        await _serve(config, docker)
+    finally:
+        docker.close()
+
+
+async def _serve(config: Config, docker: DockerBackend) -> None:
+    pool_name = config.effective_pool_name
     proxy = ProxyClient(config.proxy_endpoint, config.proxy_token, pool_name)
     # Everything that can refuse to start goes before the one thing a check makes (Docker's check
     # makes a missing network, last): a start that fails creates nothing.
+    inherited = listeners.take_inherited()
     try:
-        public_sockets = bind_sockets(config.port, config.ip)
-        admin_sockets = bind_sockets(config.admin_port, config.admin_ip)
-    except OSError as error:
-        docker.close()
-        raise StartupError(f"--port/--admin_port: cannot listen: {error.strerror}") from None
+        sockets = listeners.listen(
+            {"port": (config.port, config.ip), "admin_port": (config.admin_port, config.admin_ip)},
+            inherited,
+        )
+    except listeners.ListenError as error:
+        raise StartupError(str(error)) from None
     try:
         await proxy.check()
         api_version, notebook_user = await docker.check(
@@ -139,9 +150,7 @@ async def serve(config: Config) -> None:
             numeric_user=bool(size_bytes(config.disk_limit)),
         )
     except (DockerError, ProxyError) as error:
-        docker.close()
-        for sock in [*public_sockets, *admin_sockets]:
-            sock.close()
+        listeners.close_all([sock for socks in sockets.values() for sock in socks])
         raise StartupError(str(error)) from None
     if config.negotiate_docker_version and config.docker_version != "auto":
         log_event(
@@ -155,31 +164,19 @@ async def serve(config: Config) -> None:
     metrics.info.info({"version": __version__, "pool": pool_name, "image": config.image})
     pool = Pool(config, docker, proxy, metrics, notebook_user=notebook_user)
     if config.static_files:
-        try:
-            await docker.extract(
-                config.image, config.static_files, config.static_dump_path, {LABEL_POOL: pool_name}
-            )
-        except (DockerError, OSError, docker_errors.DockerException) as error:
-            docker.close()
-            raise StartupError(
-                f"--static_files: cannot extract {config.static_files}: {error}"
-            ) from None
-        log_event("static-files", source=config.static_files, destination=config.static_dump_path)
+        await _extract_static_files(config, docker)
     await pool.start()
     public_app = make_public_app(config, pool, metrics)
     admin_app = make_admin_app(config, pool, metrics)
     metrics.waiting.set_function(lambda: len(public_app.settings["waiting_line"]))
-    servers = [
-        # The client address comes from X-Forwarded-For as trusted_proxy_hops says, not from
-        # tornado's xheaders, which would believe the last entry whatever the number of proxies.
-        HTTPServer(public_app),
-        HTTPServer(admin_app),
-    ]
+    # The client address comes from X-Forwarded-For as trusted_proxy_hops says, not from
+    # tornado's xheaders, which would believe the last entry whatever the number of proxies.
+    servers = [HTTPServer(public_app), HTTPServer(admin_app)]
+    servers[0].add_sockets(sockets["port"])
+    servers[1].add_sockets(sockets["admin_port"])
     # The admin page's per-minute history: sampled often enough that no minute is skipped.
     sampler = PeriodicCallback(lambda: admin_app.settings["timeline"].sample(pool.clock()), 10_000)
     sampler.start()
-    servers[0].add_sockets(public_sockets)
-    servers[1].add_sockets(admin_sockets)
     if not config.admin_token:
         log_event(
             "warning",
@@ -196,6 +193,7 @@ async def serve(config: Config) -> None:
         pool_size=config.pool_size,
         listen=f"{config.ip}:{config.port}",
         admin=f"{config.admin_ip}:{config.admin_port}",
+        sockets="from systemd" if inherited else "bound here",
     )
 
     stopping = asyncio.Event()
@@ -207,9 +205,35 @@ async def serve(config: Config) -> None:
     log_event("stopping", pool=pool_name, containers_left=len(pool.slots))
     sampler.stop()
     for server in servers:
-        server.stop()  # no new visitors
+        server.stop()  # accept no more; under systemd, new connections wait for the next start
+    await _finish_requests(servers)
     await pool.stop()  # containers stay for the next start to adopt
-    docker.close()
+
+
+async def _finish_requests(servers: list[HTTPServer]) -> None:
+    """Let the requests in flight end (a visitor mid-hand-out gets their notebook), for a while."""
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(server.close_all_connections() for server in servers)),
+            DRAIN_SECONDS,
+        )
+    except TimeoutError:
+        log_event("warning", logging.WARNING, what=f"requests still open after {DRAIN_SECONDS}s")
+
+
+async def _extract_static_files(config: Config, docker: DockerBackend) -> None:
+    try:
+        await docker.extract(
+            config.image,
+            config.static_files,
+            config.static_dump_path,
+            {LABEL_POOL: config.effective_pool_name},
+        )
+    except (DockerError, OSError, docker_errors.DockerException) as error:
+        raise StartupError(
+            f"--static_files: cannot extract {config.static_files}: {error}"
+        ) from None
+    log_event("static-files", source=config.static_files, destination=config.static_dump_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,76 @@
+"""Restarts refuse nobody when the ports outlive the process (systemd socket activation).
+
+The orchestrator is started as systemd starts it from tmpnb.socket: its two ports are held by
+the test, passed in by number, and kept open between two of its processes. The control runs the
+same restarts with ports the orchestrator binds itself, and shows what the socket prevents.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+
+import pytest
+import requests
+from conftest import wait_for
+
+RESTARTS = 3
+ARRIVALS_PER_SECOND = 10
+
+
+def restart_under_arrivals(stack) -> collections.Counter:
+    """SIGTERM and start the orchestrator RESTARTS times while visitors open the landing page
+    through the proxy; return how their requests ended."""
+    outcomes: collections.Counter = collections.Counter()
+    counting = threading.Lock()
+    stop = threading.Event()
+
+    def arrive() -> None:
+        try:
+            outcome = requests.get(stack.proxy.url + "/", timeout=60).status_code
+        except requests.RequestException as error:
+            outcome = type(error).__name__
+        with counting:
+            outcomes[outcome] += 1
+
+    def stream(workers) -> None:
+        while not stop.is_set():
+            workers.submit(arrive)
+            time.sleep(1 / ARRIVALS_PER_SECOND)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as workers:
+        arrivals = threading.Thread(target=stream, args=(workers,))
+        arrivals.start()
+        try:
+            for _ in range(RESTARTS):
+                time.sleep(0.5)
+                assert stack.stop() == 0
+                stack.start(wait_ready=False)
+                wait_for(lambda: stack.stats()["available"] >= 1, 60, "the pool to be adopted")
+        finally:
+            stop.set()
+            arrivals.join()
+    return outcomes
+
+
+@pytest.mark.integration
+def test_restarts_with_inherited_ports_answer_every_visitor(make_stack):
+    stack = make_stack(start=False)
+    stack.hold_ports()
+    stack.start()
+    outcomes = restart_under_arrivals(stack)
+    print(f"\nheld ports, {RESTARTS} restarts: {dict(outcomes)}")
+    assert set(outcomes) == {200}, outcomes
+    assert outcomes[200] >= RESTARTS * ARRIVALS_PER_SECOND  # the stream ran through the restarts
+    assert 'sockets="from systemd"' in stack.log_text()
+
+
+@pytest.mark.integration
+def test_control_restarts_with_ports_bound_by_the_process_turn_visitors_away(make_stack):
+    stack = make_stack()
+    outcomes = restart_under_arrivals(stack)
+    print(f"\nbound ports, {RESTARTS} restarts: {dict(outcomes)}")
+    assert outcomes[503] >= 1, "the proxy found the orchestrator's port closed during a restart"
+    assert 'sockets="bound here"' in stack.log_text()
