@@ -25,8 +25,9 @@ from typing import Any
 
 from tornado import web
 
-from orchestrator import __version__
+from orchestrator import __version__, schedule
 from orchestrator.decisions import cull_in, usage_of
+from orchestrator.docker_backend import DockerError
 from orchestrator.handlers import BaseHandler
 from orchestrator.metrics import Series, Timeline
 from orchestrator.model import Slot, SlotState, user_path
@@ -227,7 +228,7 @@ class AdminOverviewPage(AdminPage):
             await pool.proxy.check()
         except ProxyError:
             proxy_answered = False  # still show what is known; say the proxy is down
-        counts = pool_counts(pool.slots, config.pool_size)
+        counts = pool_counts(pool.slots, pool.capacity)
         rows = notebook_rows(pool.slots, pool.monotonic(), config.cull_timeout, config.cull_max)
         series = {item.name: item for item in timeline.series()}
         # app.py ties this gauge to the public app's waiting line.
@@ -253,6 +254,12 @@ class AdminOverviewPage(AdminPage):
             version=__version__,
             cull_timeout=duration(timedelta(seconds=config.cull_timeout)),
             has_token=bool(self.admin_token),
+            bookings=schedule.upcoming(pool.bookings.all(), now),
+            added=set(pool.bookings.added),
+            pool_size=config.pool_size,
+            lead=lambda item: schedule.lead_time(
+                item.capacity, pool.boot_rate.seconds_per_notebook
+            ),
             refresh=REFRESH_SECONDS,
             duration=duration,
         )
@@ -283,6 +290,37 @@ class AdminLoginHandler(AdminPage):
             path=COOKIE_PATH,
         )
         self.redirect(PAGE)
+
+
+class AdminScheduleForm(AdminPage):
+    """`POST /admin/schedule`, the page's form: book a workshop, or clear those booked here."""
+
+    def get(self) -> None:
+        self.redirect(PAGE)
+
+    async def post(self) -> None:
+        self.check_xsrf_cookie()
+        if not self.is_admin():
+            self.deny()
+            return
+        if self.get_body_argument("action", "book") == "clear":
+            self.pool.bookings.clear_added()
+            self.pool.plan_capacity()
+            self.redirect(PAGE + "#schedule")
+            return
+        try:
+            capacity = self.get_body_argument("capacity", "").strip()
+            item = schedule.booking(
+                self.get_body_argument("start", ""),
+                self.get_body_argument("end", ""),
+                int(capacity) if capacity.isdigit() else capacity,
+            )
+            await self.pool.book(item)
+        except (schedule.BookingError, DockerError) as error:
+            self.set_status(400)
+            self.render("admin_message.html", problem=str(error), back=PAGE + "#schedule")
+            return
+        self.redirect(PAGE + "#schedule")
 
 
 class AdminLogoutHandler(AdminPage):

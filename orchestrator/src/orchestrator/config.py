@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestrator import schedule
+
 # The notebook image's contract. {ip} is 0.0.0.0 inside the container's own network namespace,
 # and container_ip on the host network, so a host_network notebook is not exposed on every address.
 # The token is not on the command line (any account on the host can read /proc/*/cmdline): the
@@ -89,6 +91,15 @@ def _disk_limit(value: str) -> str | None:
         return accepts
     size = size_bytes(value)
     return None if size == 0 or size >= 16 * 1024**2 else accepts
+
+
+def _schedule(values: list[str]) -> str | None:
+    for item in values:
+        try:
+            schedule.parse(item)
+        except schedule.BookingError as error:
+            return f"START/END=CAPACITY entries, ISO 8601 times with a zone ({error})"
+    return None
 
 
 def _command(value: str) -> str | None:
@@ -407,6 +418,24 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "/srv/tmpnb/static",
         "Host directory that --static_files are extracted into",
+        _matches(r"/[^\s]*", "an absolute path"),
+    ),
+    # --- a pool sized for the room before it arrives (schedule.py) ---
+    Option(
+        "schedule",
+        list,
+        [],
+        "Workshops booked ahead, comma-separated START/END=CAPACITY (ISO 8601 times with a "
+        "zone): from early enough before START that a full refill fits until END, the pool holds "
+        "CAPACITY notebooks instead of pool_size",
+        _schedule,
+    ),
+    Option(
+        "state_dir",
+        str,
+        None,
+        "Directory the orchestrator keeps bookings added at run time in (admin API), so that "
+        "they outlive a restart; unset, they last until the next restart",
         _matches(r"/[^\s]*", "an absolute path"),
     ),
     # --- the visitor's pages (every value is HTML-escaped where it is shown) ---

@@ -178,6 +178,14 @@ class DockerBackend:
 
         return await self._run(f"inspect image {image}", image_id)
 
+    async def memory_total(self) -> int:
+        """Bytes of memory the engine's machine has (what every notebook's mem_limit shares)."""
+
+        def memory_total() -> int:
+            return int(self._api().info()["MemTotal"])
+
+        return await self._run("read the engine's memory", memory_total)
+
     async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
         """Every container (running or not) labelled with this pool, without secrets."""
 

@@ -27,8 +27,9 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from orchestrator import backoff
-from orchestrator.config import Config
+from orchestrator import backoff, schedule
+from orchestrator.bookings import Bookings
+from orchestrator.config import Config, size_bytes
 from orchestrator.container_spec import container_spec
 from orchestrator.decisions import (
     Adoption,
@@ -111,7 +112,55 @@ class Pool:
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
-        self.metrics.capacity.set(config.pool_size)
+        # Workshops booked ahead (schedule.py): from the configuration, and added at run time.
+        self.bookings = Bookings(
+            [schedule.parse(item) for item in config.schedule], config.state_dir
+        )
+        self.boot_rate = schedule.BootRate()
+        self._capacity = config.pool_size
+        self.metrics.capacity.set(self._capacity)
+
+    @property
+    def capacity(self) -> int:
+        """How many notebooks the pool holds now, handed out or not: pool_size, or more while a
+        booked workshop is on (as planned at the last pass, see plan_capacity)."""
+        return self._capacity
+
+    def plan_capacity(self) -> int:
+        """Look at the bookings again; a new capacity wakes the refill (grow) or the next
+        reconcile pass removes the surplus warm notebooks (shrink, never one in use)."""
+        planned = schedule.planned_capacity(
+            self.bookings.all(),
+            self.clock(),
+            self.config.pool_size,
+            self.boot_rate.seconds_per_notebook,
+        )
+        if planned != self._capacity:
+            log_event(
+                "capacity",
+                pool=self.pool_name,
+                capacity=planned,
+                was=self._capacity,
+                seconds_per_notebook=f"{self.boot_rate.seconds_per_notebook:.2f}",
+            )
+            self._capacity = planned
+            self.metrics.capacity.set(planned)
+            self._wake_refill.set()
+        return planned
+
+    async def book(self, item: schedule.Booking) -> None:
+        """Book a workshop at run time (admin API and page), if this server has the memory for
+        it: every notebook may use mem_limit. DockerError when the engine cannot say."""
+        memory = await self.docker.memory_total()
+        needed = item.capacity * size_bytes(self.config.mem_limit)
+        if needed > memory:
+            raise schedule.BookingError(
+                f"capacity {item.capacity} x mem_limit {self.config.mem_limit} = "
+                f"{needed / 1024**3:.1f} GiB, more than this server's {memory / 1024**3:.1f} GiB"
+            )
+        self.bookings.add(item)
+        log_event("booked", pool=self.pool_name, booking=str(item))
+        self.plan_capacity()
 
     # ----- lifecycle -----
 
@@ -212,7 +261,7 @@ class Pool:
             self._wake_refill.clear()
             if self._failures:  # spawns keep failing: do not hammer Docker
                 await self._sleep(min(0.5 * 2 ** min(self._failures, 6), 30))
-            for _ in range(spawn_count(self.slots.values(), self.config.pool_size)):
+            for _ in range(spawn_count(self.slots.values(), self._capacity)):
                 self._new_slot()
 
     def _new_slot(self) -> None:
@@ -235,6 +284,8 @@ class Pool:
         adopted), route it, wait until it answers. Any failure removes it; a drain while it
         boots (the slot turned REMOVING) is finished here, where the container's id is known."""
         started = self.monotonic()
+        # Boots sharing the machine with this one, for the measured refill rate.
+        in_flight = sum(1 for other in self.slots.values() if other.state is SlotState.STARTING)
         reason = "drained"
         try:
             if create:
@@ -256,6 +307,7 @@ class Pool:
                 self._failures = 0
                 if create:
                     self.metrics.spawn_seconds.observe(self.monotonic() - started)
+                    self.boot_rate.observe(self.monotonic() - started, in_flight)
                 log_event("ready", pool=self.pool_name, path=slot.path_id, container=_short(slot))
                 return
         except asyncio.CancelledError:
@@ -367,6 +419,7 @@ class Pool:
         Each step is tried on its own: one container Docker refuses to remove does not keep
         everyone else's route from being restored.
         """
+        self.plan_capacity()
         current = await self._guarded("image", self.docker.image_id, self.config.image)
         if isinstance(current, str) and current != self.image_id:
             if self.image_id:
@@ -416,7 +469,7 @@ class Pool:
         for adoption in plan.adopt:
             held = sum(1 for slot in self.slots.values() if slot.state in HOLDS_A_CONTAINER)
             abandoned = adoption.container.path_id in self._abandoned
-            full = held >= self.config.pool_size
+            full = held >= self._capacity
             if abandoned or (adoption.state is SlotState.STARTING and full):
                 # Never handed out, and the pool is full (a create that timed out after Docker
                 # made the container, then was retried): a surplus, not a seat.
@@ -427,7 +480,7 @@ class Pool:
                 )  # fmt: skip
                 continue
             failed |= not await self._guarded("adopt", self._adopt, adoption)
-        for path_id in select_surplus(self.slots.values(), self.config.pool_size):
+        for path_id in select_surplus(self.slots.values(), self._capacity):
             self._begin_removal(self.slots[path_id], "surplus")
         self._refresh(0)  # those of an image the name no longer points to, a few a pass
         if not routes_kept and not failed:
@@ -502,7 +555,7 @@ class Pool:
             self.slots.values(),
             self.monotonic(),
             max_age,
-            at_most=max(1, self.config.pool_size // 10),
+            at_most=max(1, self._capacity // 10),
             image_id=self.image_id,
         ):
             self._begin_removal(self.slots[path_id], why)

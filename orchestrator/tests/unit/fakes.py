@@ -152,6 +152,10 @@ class FakeDocker:
         self._done(outcome, "image_id")
         return self.image
 
+    async def memory_total(self) -> int:
+        await self._call("memory_total")
+        return 24 * 1024**3
+
     async def list_pool(self, pool_name: str) -> list[ContainerRecord]:
         outcome = await self._call("list_pool")
         self._done(outcome, "list_pool")
@@ -332,7 +336,7 @@ async def settle(pool: Pool, world: World, rounds: int = 60) -> None:
         if pending:
             await asyncio.wait(pending, timeout=0.05)
         states = {slot.state for slot in pool.slots.values()}
-        full = len(pool.slots) >= world.config.pool_size
+        full = len(pool.slots) >= pool.capacity
         tracked = {slot.container_id for slot in pool.slots.values()}
         agreed = set(world.docker.containers) == tracked
         if full and agreed and states <= {SlotState.READY, SlotState.IN_USE} and not pending:

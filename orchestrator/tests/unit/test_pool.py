@@ -8,7 +8,8 @@ pool has settled, the liveness ones must too:
 
 - safety: no container is handed to two visitors; a container once handed out is never offered
   again; a hand-out is recorded in its route before the visitor is redirected.
-- liveness: no slot is stuck (every slot is ready or in use), the pool holds pool_size, nothing
+- liveness: no slot is stuck (every slot is ready or in use), the pool holds its capacity
+  (pool_size, or a booked workshop's while it is on), nothing
   leaked (Docker's running containers of the pool are exactly the slots), and every slot has its
   route, saying what the slot is.
 """
@@ -16,6 +17,7 @@ pool has settled, the liveness ones must too:
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from datetime import timedelta
 
 import pytest
@@ -24,6 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
 from orchestrator.pool import HandOutFailed, Pool
+
+from orchestrator import schedule
 
 
 def check_safety(pool: Pool, world: World) -> None:
@@ -39,13 +43,13 @@ def check_settled(pool: Pool, world: World, exact: bool = True) -> None:
     states = [slot.state for slot in pool.slots.values()]
     assert set(states) <= {SlotState.READY, SlotState.IN_USE}, f"stuck slots: {states}"
     if exact:
-        assert len(pool.slots) == world.config.pool_size, "the pool does not hold pool_size"
+        assert len(pool.slots) == pool.capacity, "the pool does not hold its capacity"
     else:
-        # Beyond pool_size only containers adopted as possibly in use, with no record left
-        # (never offered; freed when idle): see test_..._phantom_seats_are_freed_when_idle.
-        assert len(pool.slots) >= world.config.pool_size, "the pool holds less than pool_size"
-        if len(pool.slots) > world.config.pool_size:
-            assert SlotState.READY not in states, "a warm notebook beyond pool_size"
+        # Beyond the capacity only notebooks in use: adopted as possibly in use with no record
+        # left (never offered; freed when idle), or handed out while a booking was on.
+        assert len(pool.slots) >= pool.capacity, "the pool holds less than its capacity"
+        if len(pool.slots) > pool.capacity:
+            assert SlotState.READY not in states, "a warm notebook beyond the capacity"
     running = {cid for cid, c in world.docker.running().items()}
     tracked = {slot.container_id for slot in pool.slots.values()}
     assert running == tracked, f"leaked {running - tracked}, missing {tracked - running}"
@@ -73,15 +77,16 @@ async def visit(pool: Pool, world: World) -> None:
 ACTIONS = st.sampled_from(
     [
         "visit", "visits", "cull_idle", "cull", "drain", "reconcile", "restart", "kill",
-        "proxy_restart", "wait", "clock_step",
+        "proxy_restart", "wait", "clock_step", "book", "unbook",
     ]
 )  # fmt: skip
 
 
-async def run_schedule(actions: list[str], seed: int, rate: float) -> None:
+async def run_schedule(actions: list[str], seed: int, rate: float, state_dir: str) -> None:
     faults = Faults(rate=rate)
     faults.rng.seed(seed)
-    world = World(faults, config=make_config(pool_size=4, cull_timeout=600, cull_period=60))
+    config = make_config(pool_size=4, cull_timeout=600, cull_period=60, state_dir=state_dir)
+    world = World(faults, config=config)
     pool = world.pool()
     await pool.start(periodic=False)
     try:
@@ -109,6 +114,14 @@ async def run_schedule(actions: list[str], seed: int, rate: float) -> None:
                 world.proxy.restart()
             elif action == "clock_step":
                 world.clock.step_wall(faults.rng.choice((-3600, 3600)))
+            elif action == "book":  # a workshop booked at run time, on now, for half an hour
+                now = world.clock.wall()
+                end = now + timedelta(minutes=30)
+                pool.bookings.add(schedule.Booking(now, end, faults.rng.randint(5, 8)))
+                pool.plan_capacity()
+            elif action == "unbook":
+                pool.bookings.clear_added()
+                pool.plan_capacity()
             else:
                 for _ in range(faults.rng.randint(1, 30)):
                     await asyncio.sleep(0)
@@ -136,7 +149,8 @@ async def run_schedule(actions: list[str], seed: int, rate: float) -> None:
     rate=st.sampled_from([0.0, 0.1, 0.3, 0.6]),
 )
 def test_random_schedules_with_faults_keep_every_invariant(actions, seed, rate):
-    asyncio.run(run_schedule(actions, seed, rate))
+    with tempfile.TemporaryDirectory() as state_dir:  # bookings outlive the restarts
+        asyncio.run(run_schedule(actions, seed, rate, state_dir))
 
 
 # ----- the numbered failures of the pool's issue, each as a case that failed before its fix -----
@@ -436,6 +450,60 @@ def test_a_rebuilt_image_reaches_new_visitors_and_working_ones_keep_theirs():
         assert images == {world.docker.image}, "a warm notebook still runs the old material"
         assert pool.slots[working.path_id].state is SlotState.IN_USE
         assert pool.slots[working.path_id].image_id == "sha256:" + "a" * 64
+        check_settled(pool, world)
+        await pool.stop()
+
+    run(scenario())
+
+
+def test_a_booked_workshop_grows_the_pool_in_time_and_shrinks_it_after_without_touching_anyone():
+    """Booked for 10:00-12:00 with 6 seats on a pool of 2: the pool is full before 10:00 (its lead
+    time, from the measured boot rate), and after 12:00 only warm notebooks go."""
+
+    async def scenario():
+        clock = Clock()  # 09:00
+        start, end = clock.wall() + timedelta(hours=1), clock.wall() + timedelta(hours=3)
+        booked = f"{start.isoformat()}/{end.isoformat()}=6"
+        world = World(Faults(), clock=clock, config=make_config(pool_size=2, schedule=booked))
+        pool = world.pool()
+        await pool.start(periodic=False)
+        await settle(pool, world)
+        assert pool.capacity == 2
+        check_settled(pool, world)
+        lead = schedule.lead_time(6, pool.boot_rate.seconds_per_notebook)
+        clock.advance((start - clock.wall() - lead).total_seconds() - 1)
+        await pool.reconcile_once()
+        assert pool.capacity == 2, "grew before its lead time"
+        clock.advance(2)
+        await settle(pool, world)
+        assert pool.capacity == 6
+        assert clock.wall() < start
+        check_settled(pool, world)
+        visitors = [await pool.hand_out(f"192.0.2.{n}") for n in range(4)]
+        world.handed += [slot.container_id for slot in visitors]
+        clock.advance((end - clock.wall()).total_seconds())
+        await settle(pool, world)
+        assert pool.capacity == 2
+        assert all(pool.slots[slot.path_id].state is SlotState.IN_USE for slot in visitors)
+        assert len(pool.slots) == 4, "warm notebooks beyond the capacity were kept"
+        check_settled(pool, world, exact=False)
+        await pool.stop()
+
+    run(scenario())
+
+
+def test_bookings_added_at_run_time_outlive_a_restart(tmp_path):
+    async def scenario():
+        world = World(Faults(), config=make_config(pool_size=1, state_dir=str(tmp_path)))
+        pool = world.pool()
+        await pool.start(periodic=False)
+        now = world.clock.wall()
+        pool.bookings.add(schedule.Booking(now, now + timedelta(hours=1), 3))
+        await pool.stop()
+        pool = world.pool()  # a restart in the middle of the workshop
+        await pool.start(periodic=False)
+        await settle(pool, world)
+        assert pool.capacity == 3
         check_settled(pool, world)
         await pool.stop()
 
