@@ -23,6 +23,7 @@ from orchestrator.config import (
     help_text,
     page_links,
     parse,
+    read_token_file,
     size_bytes,
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
@@ -133,7 +134,13 @@ async def serve(config: Config) -> None:
 
 async def _serve(config: Config, docker: DockerBackend) -> None:
     pool_name = config.effective_pool_name
-    proxy = ProxyClient(config.proxy_endpoint, config.proxy_token, pool_name)
+    token_file = config.proxy_token_file
+    proxy = ProxyClient(
+        config.proxy_endpoint,
+        config.proxy_token,
+        pool_name,
+        token_source=(lambda: read_token_file(token_file)) if token_file else None,
+    )
     # Everything that can refuse to start goes before the one thing a check makes (Docker's check
     # makes a missing network, last): a start that fails creates nothing.
     inherited = listeners.take_inherited()

@@ -393,6 +393,15 @@ OPTIONS: tuple[Option, ...] = (
         _http_url,
     ),
     Option(
+        "proxy_token_file",
+        str,
+        None,
+        "File with the proxy's API token (a CONFIGPROXY_AUTH_TOKEN=... line, or the token "
+        "alone), read at start and again whenever the proxy refuses the token, so a rotated "
+        "token needs no restart; unset, CONFIGPROXY_AUTH_TOKEN from the environment",
+        _matches(r"/[^\s]*", "an absolute path"),
+    ),
+    Option(
         "proxy_public_url",
         str,
         "http://127.0.0.1:8000",
@@ -628,16 +637,38 @@ def parse(
     _check_together(values)
 
     proxy_token = environ.get("CONFIGPROXY_AUTH_TOKEN", "")
+    if values["proxy_token_file"] and require_token:
+        try:
+            proxy_token = read_token_file(values["proxy_token_file"])
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--proxy_token_file: {error}") from None
     if not proxy_token and not require_token:
         proxy_token = "unused-when-checking"  # noqa: S105 (--check_config reads no secret)
     if not proxy_token:
-        raise ConfigError("CONFIGPROXY_AUTH_TOKEN: not set; the proxy's API token is required")
+        raise ConfigError(
+            "CONFIGPROXY_AUTH_TOKEN: not set (nor --proxy_token_file); the proxy's API token is "
+            "required"
+        )
     return Config(
         values=values,
         proxy_token=proxy_token,
         api_token=environ.get("API_AUTH_TOKEN") or None,
         admin_token=environ.get("ADMIN_AUTH_TOKEN") or None,
     )
+
+
+def read_token_file(path: str) -> str:
+    """The proxy's token from `path`: the value of a CONFIGPROXY_AUTH_TOKEN= line (the proxy's
+    EnvironmentFile), or the file's one line. ValueError when it holds no token."""
+    with open(path, encoding="utf-8") as file:
+        lines = [line.strip() for line in file if line.strip() and not line.startswith("#")]
+    for line in lines:
+        name, equals, value = line.partition("=")
+        if equals and name.strip() == "CONFIGPROXY_AUTH_TOKEN":
+            return value.strip().strip("'\"")
+    if len(lines) == 1 and "=" not in lines[0]:
+        return lines[0]
+    raise ValueError(f"{path} holds no token (a CONFIGPROXY_AUTH_TOKEN=... line)")
 
 
 def _check_together(values: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from orchestrator import backoff
+from orchestrator.events import log_event
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT_AT,
@@ -49,12 +51,16 @@ class ProxyClient:
         token: str,
         pool_name: str,
         *,
+        token_source: Callable[[], str] | None = None,
         concurrency: int = 16,
         deadline: float = 10.0,
         request_timeout: float = 5.0,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._token = token
+        # Where a rotated token is read again when the proxy refuses ours (a restarted proxy with
+        # a new token): the routes come back within a reconcile pass, without a restart here.
+        self._token_source = token_source
         self.pool_name = pool_name
         self._semaphore = asyncio.Semaphore(concurrency)
         self._deadline = deadline
@@ -110,6 +116,20 @@ class ProxyClient:
             )
         return routes
 
+    def _token_changed(self) -> bool:
+        """Read the token again; True when it differs from the one the proxy just refused."""
+        if self._token_source is None:
+            return False
+        try:
+            token = self._token_source()
+        except (OSError, ValueError):
+            return False
+        if not token or token == self._token:
+            return False
+        self._token = token
+        log_event("proxy-token", endpoint=self.endpoint, what="read the rotated token again")
+        return True
+
     def _route_url(self, path_id: str) -> str:
         return "/api/routes" + quote(user_path(path_id))
 
@@ -143,6 +163,8 @@ class ProxyClient:
                 if error.code in ok_statuses:
                     return b""
                 if error.code in (401, 403):
+                    if self._token_changed():
+                        continue  # at once, with the new token
                     raise ProxyAuthError(
                         f"proxy at {self.endpoint} refused the token (HTTP {error.code})"
                     ) from None

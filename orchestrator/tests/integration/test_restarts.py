@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import secrets
 import threading
 import time
 
 import pytest
 import requests
-from conftest import wait_for
+from conftest import notebook_status, visit, wait_for
 
 RESTARTS = 3
 ARRIVALS_PER_SECOND = 10
@@ -74,3 +75,29 @@ def test_control_restarts_with_ports_bound_by_the_process_turn_visitors_away(mak
     print(f"\nbound ports, {RESTARTS} restarts: {dict(outcomes)}")
     assert outcomes[503] >= 1, "the proxy found the orchestrator's port closed during a restart"
     assert 'sockets="bound here"' in stack.log_text()
+
+
+@pytest.mark.integration
+def test_a_rotated_proxy_token_is_read_again_and_every_route_comes_back(make_stack, tmp_path):
+    """The proxy restarts with a new token (site.yml after a rotation): the orchestrator, which
+    reads its token from a file, reads it again at the proxy's first refusal and puts back every
+    route. Nothing restarts here, so no warm notebook is taken for a handed-out one."""
+    token_file = tmp_path / "proxy-token"
+    token_file.write_text("")
+    stack = make_stack(start=False, pool_size=2, proxy_token_file=str(token_file))
+    token_file.write_text(f"CONFIGPROXY_AUTH_TOKEN={stack.proxy.token}\n")
+    stack.start()
+    url, token = visit(stack)
+    assert notebook_status(url, token) == 200
+    stack.wait_available(1)
+
+    stack.proxy.stop()
+    stack.proxy.token = secrets.token_hex(16)
+    token_file.write_text(f"CONFIGPROXY_AUTH_TOKEN={stack.proxy.token}\n")
+    stack.proxy.start()  # every route is lost with the old process
+
+    wait_for(lambda: notebook_status(url, token) == 200, 30, "the visitor's route to come back")
+    stack.wait_available(1, timeout=30)  # the warm one is still offered, not held as a phantom
+    assert stack.stats()["capacity"] == 2
+    assert "event=proxy-token" in stack.log_text()
+    assert stack.process.poll() is None, "the orchestrator restarted"

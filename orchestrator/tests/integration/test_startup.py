@@ -53,8 +53,19 @@ def test_a_missing_proxy_token_is_one_line():
     result = run([], {"CONFIGPROXY_AUTH_TOKEN": None})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "tmpnb-orchestrator: CONFIGPROXY_AUTH_TOKEN: not set; the proxy's API token is required"
+        "tmpnb-orchestrator: CONFIGPROXY_AUTH_TOKEN: not set (nor --proxy_token_file); the "
+        "proxy's API token is required"
     ]
+
+
+def test_an_unreadable_or_empty_token_file_is_one_line_naming_the_option(tmp_path):
+    empty = tmp_path / "auth.env"
+    empty.write_text("# nothing here\n")
+    for path in (empty, tmp_path / "missing"):
+        result = run([f"--proxy_token_file={path}"], {"CONFIGPROXY_AUTH_TOKEN": None})
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("tmpnb-orchestrator: --proxy_token_file: ")
 
 
 @pytest.fixture
