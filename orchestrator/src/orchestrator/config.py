@@ -499,7 +499,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
-SECRET_ENV = ("CONFIGPROXY_AUTH_TOKEN", "API_AUTH_TOKEN", "ADMIN_AUTH_TOKEN")
 
 
 @dataclass(frozen=True)
