@@ -3,6 +3,8 @@
 Readiness is asked through the proxy, so a ready notebook is one a visitor can reach; it counts
 only when the answer is Jupyter's own `/api/status` (a JSON object with `started`): if the proxy
 lost the route, the same URL reaches the orchestrator, which must not answer its own probe.
+An image with warm kernels (the workshop image's tmpnb-warm-kernels extension) is ready only once
+its warm kernels are: `/api/warm-kernels` says so; a server without the extension answers it 404.
 Activity is asked of the notebook directly, with `no_track_activity`, so asking is not use.
 """
 
@@ -30,6 +32,20 @@ class Seen:
     answered: bool = True  # False: it did not answer, so nothing above is known
 
 
+def warm_kernels_ready(answer: Any) -> bool:
+    """From `/api/warm-kernels`: every warm kernel is ready, or failed for good (a visitor then gets
+    an ordinary start, so the notebook is usable: waiting would only keep the pool empty)."""
+    if not isinstance(answer, dict):
+        return False
+    if answer.get("ready") is True:
+        return True
+    kernels = answer.get("kernels")
+    if not isinstance(kernels, dict):
+        return False
+    states = [kernel.get("state") for kernel in kernels.values() if isinstance(kernel, dict)]
+    return len(states) == len(kernels) and all(state in ("ready", "failed") for state in states)
+
+
 def _headers(slot: Slot) -> dict[str, str]:
     return {"Authorization": f"token {slot.token}"} if slot.token else {}
 
@@ -42,12 +58,20 @@ class NotebookProbe:
 
     async def ready(self, slot: Slot) -> bool:
         """One look: does the notebook answer through the proxy as Jupyter?"""
-        url = f"{self.public_url}{user_path(slot.path_id)}/api/status"
+        base = f"{self.public_url}{user_path(slot.path_id)}/api"
         try:
-            body = await self._get_json(url, slot)
+            status = await self._get_json(f"{base}/status", slot)
         except (HTTPClientError, OSError, ValueError):
             return False  # not up yet (the proxy answers 503 until the server listens)
-        return isinstance(body, dict) and "started" in body
+        if not (isinstance(status, dict) and "started" in status):
+            return False
+        try:
+            warm = await self._get_json(f"{base}/warm-kernels", slot)
+        except HTTPClientError as error:
+            return error.code == 404  # Jupyter answered above: it has no warm kernels to wait for
+        except (OSError, ValueError):
+            return False
+        return warm_kernels_ready(warm)
 
     async def seen(self, slot: Slot) -> Seen:
         base = f"{slot.target}{user_path(slot.path_id)}/api"

@@ -156,18 +156,42 @@ def test_readiness_counts_only_jupyter_s_own_answer():
 
     class Answer(web.RequestHandler):
         def get(self, path_id: str) -> None:
-            if path_id == "jupyter":
+            if path_id != "orchestrator":
                 self.finish({"started": "2026-03-02T09:00:00Z", "last_activity": None})
             else:
                 self.finish("<html>Reconnecting to your notebook</html>")
 
+    # A server with warm kernels answers this; one without (here: "jupyter") answers 404.
+    warm = {
+        "warming": {"ready": False, "kernels": {"python3": {"state": "starting"}}},
+        "warm": {"ready": True, "kernels": {"python3": {"state": "ready"}}},
+        "failed": {"ready": False, "kernels": {"python3": {"state": "failed", "error": "x"}}},
+    }
+
+    class WarmKernels(web.RequestHandler):
+        def get(self, path_id: str) -> None:
+            if path_id not in warm:
+                raise web.HTTPError(404)
+            self.finish(warm[path_id])
+
     async def scenario():
         sockets = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(web.Application([(r"/user/([^/]+)/api/status", Answer)]))
+        routes = [
+            (r"/user/([^/]+)/api/status", Answer),
+            (r"/user/([^/]+)/api/warm-kernels", WarmKernels),
+        ]
+        server = HTTPServer(web.Application(routes))
         server.add_sockets(sockets)
         probe = NotebookProbe(f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
+        cases = (
+            ("jupyter", True),
+            ("orchestrator", False),
+            ("warming", False),  # up, but its kernel is not: not yet ready for a visitor
+            ("warm", True),
+            ("failed", True),  # a failed warm start gives ordinary starts: usable
+        )
         try:
-            for path_id, ready in (("jupyter", True), ("orchestrator", False)):
+            for path_id, ready in cases:
                 slot = Slot(path_id, SlotState.STARTING, NOW, 0.0, token="t")  # noqa: S106
                 assert await probe.ready(slot) is ready
         finally:
