@@ -20,6 +20,8 @@ import urllib3
 import websocket
 
 NODES = ["molecule-cluster-nb1", "molecule-cluster-nb2"]
+# Each node's own python3: nb1 is Debian 12, nb2 Debian 13 (molecule.yml).
+NODE_PYTHON = {"molecule-cluster-nb1": "3.11", "molecule-cluster-nb2": "3.13"}
 COOKIE = "tmpnb_node"
 SIDECAR = "http://127.0.0.1:9100/api/stats"
 # The front door's certificate is the role's self-signed one.
@@ -219,6 +221,23 @@ def test_http_redirects_to_https(door_ip):
     response = session().get(f"http://{door_ip}/spawn/tree?x=1", allow_redirects=False, timeout=5)
     assert response.status_code == 301
     assert response.headers["Location"] == f"https://{door_ip}/spawn/tree?x=1"
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_each_node_runs_the_orchestrator_on_its_own_python(node_hosts, name):
+    node, version = node_hosts[name], NODE_PYTHON[name]
+    print_version = "import sys; print('%d.%d' % sys.version_info[:2])"
+    assert node.check_output("python3 -c %s", print_version) == version
+    assert node.check_output("/opt/tmpnb/venv/bin/python -c %s", print_version) == version
+    # The service runs that interpreter.
+    pid = node.service("tmpnb.service").systemd_properties["MainPID"]
+    assert node.check_output("readlink -f /proc/%s/exe", pid).endswith(f"/python{version}")
+    # The node got only the wheels built for its Python: each compiled one is of its ABI (cp311 on
+    # Debian 12, cp313 on Debian 13) or the stable ABI; the pure ones are for any Python.
+    wheels = node.check_output("ls /opt/tmpnb/wheelhouse").split()
+    abis = {wheel.split("-")[-2] for wheel in wheels}
+    assert "cp" + version.replace(".", "") in abis, wheels
+    assert abis <= {"none", "abi3", "cp" + version.replace(".", "")}, wheels
 
 
 def test_site_stats_add_up_to_the_nodes(site, warm, node_hosts):
