@@ -70,6 +70,10 @@ check-up: host-deps venv ## Prove `make up`: a notebook runs code, a second run 
 bench: host-deps venv images ## Run the benchmarks and print their tables.
 	python bench/run.py
 
+.PHONY: bench-room
+bench-room: host-deps venv images ## A room of 1, 10, 50 clicks one link at once: click -> `5*4`, warm kernels on/off (~15 min).
+	python bench/room.py
+
 .PHONY: bench-peer
 bench-peer: host-deps venv images ## Side by side with JupyterHub + DockerSpawner (its own venv; ~30 min).
 	python bench/peer/run.py

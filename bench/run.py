@@ -117,7 +117,9 @@ class Proxy:
 
 
 class Orchestrator:
-    def __init__(self, pool_name: str, network: str, image: str, pool_size: int) -> None:
+    def __init__(
+        self, pool_name: str, network: str, image: str, pool_size: int, **options: object
+    ) -> None:
         self.pool_name = pool_name
         self.port = free_port()
         self.proxy = Proxy(self.port)
@@ -131,6 +133,7 @@ class Orchestrator:
             "proxy_public_url": self.proxy.url, "max_dock_workers": 4, "cull_timeout": 86400,
             "cull_period": 600, "cull_max": 0, "mem_limit": "256m",
         }  # fmt: skip
+        args.update((name, value) for name, value in options.items() if value is not None)
         env = {
             **os.environ,
             "CONFIGPROXY_AUTH_TOKEN": self.proxy.token,
@@ -181,6 +184,23 @@ class Orchestrator:
         )
         response.raise_for_status()
         return response.json()
+
+    def drain_in_use(self) -> int:
+        """Remove the notebooks handed out (as if their visitors left at once); the pool notices
+        and refills. Returns how many."""
+        overview = requests.get(
+            f"http://127.0.0.1:{self.admin_port}/api/overview",
+            headers={"Authorization": f"token {self.admin_token}"},
+            timeout=30,
+        ).json()
+        client = docker.from_env()
+        try:
+            for notebook in overview["notebooks"]:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.containers.get(notebook["container"]).remove(force=True)
+        finally:
+            client.close()
+        return len(overview["notebooks"])
 
     def stop(self) -> None:
         self.process.terminate()

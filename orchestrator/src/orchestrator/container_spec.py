@@ -35,6 +35,23 @@ def writable_mounts(config: Config, user: str | None) -> dict[str, str]:
     return {"/tmp": f"{size},mode=1777", config.home_dir: home}  # noqa: S108 (the container's)
 
 
+# Docker's default weight. A notebook in the pool (booting, or warm and waiting) weighs an eighth of
+# a visitor's: when a room arrives and the pool refills at the same moment, the visitors' kernels
+# get the CPU first, and the boots take what is left (CPU shares only matter under contention).
+DOCKER_CPU_SHARES = 1024
+POOLED_SHARE_DIVISOR = 8
+
+
+def visitor_cpu_shares(config: Config) -> int:
+    """The weight of a notebook handed out: cpu_shares, or Docker's default."""
+    return config.cpu_shares or DOCKER_CPU_SHARES
+
+
+def pooled_cpu_shares(config: Config) -> int:
+    """The weight of a notebook in the pool, raised to visitor_cpu_shares at its hand-out."""
+    return max(2, visitor_cpu_shares(config) // POOLED_SHARE_DIVISOR)
+
+
 def container_spec(
     config: Config, pool_name: str, slot: Slot, port: int, user: str | None
 ) -> ContainerSpec:
@@ -63,7 +80,7 @@ def container_spec(
         environment={TOKEN_ENV: slot.token} if slot.token else {},
         mem_limit=config.mem_limit,
         pids_limit=config.pids_limit,
-        cpu_shares=config.cpu_shares,
+        cpu_shares=pooled_cpu_shares(config),
         cpu_quota=config.cpu_quota,
         user=config.container_user,
         network=config.docker_network,

@@ -178,6 +178,14 @@ class DockerBackend:
 
         return await self._run(f"inspect image {image}", image_id)
 
+    async def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        """Change a running container's CPU weight (a notebook handed out gets a visitor's)."""
+
+        def update() -> None:
+            self._api().update_container(container_id, cpu_shares=shares)
+
+        await self._run(f"update container {container_id[:12]}", update)
+
     async def memory_total(self) -> int:
         """Bytes of memory the engine's machine has (what every notebook's mem_limit shares)."""
 

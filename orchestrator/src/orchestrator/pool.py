@@ -30,7 +30,7 @@ from typing import Any
 from orchestrator import backoff, schedule
 from orchestrator.bookings import Bookings
 from orchestrator.config import Config, size_bytes
-from orchestrator.container_spec import container_spec
+from orchestrator.container_spec import container_spec, visitor_cpu_shares
 from orchestrator.decisions import (
     Adoption,
     in_use_by,
@@ -235,6 +235,7 @@ class Pool:
             self._update_gauges()
             self.metrics.handed_out.inc()
             log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))
+            self._background(self._give_visitor_weight(slot))  # after the redirect, not before
             return slot
         self.metrics.full.inc()
         return None
@@ -544,8 +545,20 @@ class Pool:
         )
         if in_use:
             await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
+            self._background(self._give_visitor_weight(slot))
         else:
             self._background(self._boot(slot, create=False))
+
+    async def _give_visitor_weight(self, slot: Slot) -> None:
+        """A notebook handed out gets a visitor's CPU weight (the pool's is an eighth of it). If
+        Docker refuses, the visitor keeps a working notebook with less priority: logged, counted."""
+        if slot.container_id and slot.state is SlotState.IN_USE:
+            await self._guarded(
+                "cpu_shares",
+                self.docker.set_cpu_shares,
+                slot.container_id,
+                visitor_cpu_shares(self.config),
+            )
 
     # ----- culling -----
 

@@ -3,7 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from conftest import pool_containers, run_code
+from conftest import pool_containers, run_code, visit, wait_for
 
 
 def test_a_visitor_lands_in_a_notebook_and_a_kernel_computes(make_stack):
@@ -115,3 +115,21 @@ def test_static_files_are_extracted_from_the_image(make_stack, tmp_path):
     stack = make_stack(pool_size=1, static_files="/usr/local/bin", static_dump_path=str(dump))
     assert (dump / "bin" / "start-notebook").is_file()
     assert "event=static-files" in stack.log_text()
+
+
+def test_a_visitor_s_notebook_weighs_more_on_the_cpu_than_the_pool_s(make_stack, docker_client):
+    """Warm notebooks run at an eighth of Docker's CPU weight; the hand-out gives the visitor's its
+    full weight, so a room arriving during a refill gets the CPU before the boots do."""
+    stack = make_stack(pool_size=2)
+    url, _ = visit(stack)
+    path_id = urlsplit(url).path.split("/")[2]
+
+    def shares() -> dict[str, int]:
+        return {
+            container.labels["tmpnb.path"]: container.attrs["HostConfig"]["CpuShares"]
+            for container in pool_containers(docker_client, stack.pool_name)
+        }
+
+    wait_for(lambda: shares()[path_id] == 1024, 30, "the visitor's notebook to get its weight")
+    stack.wait_available(1)
+    assert [weight for path, weight in shares().items() if path != path_id] == [128]

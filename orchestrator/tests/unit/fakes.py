@@ -97,6 +97,7 @@ class FakeContainer:
     ip: str
     image_id: str = ""
     running: bool = True
+    cpu_shares: int | None = None
 
 
 class FakeDocker:
@@ -142,6 +143,7 @@ class FakeDocker:
             token=spec.environment.get("JUPYTER_TOKEN", ""),
             ip=f"10.9.{self._next // 250}.{self._next % 250 + 1}",
             image_id=self.image,
+            cpu_shares=spec.cpu_shares,
         )
         self.containers[container.id] = container
         self._done(outcome, "create_and_start")
@@ -151,6 +153,14 @@ class FakeDocker:
         outcome = await self._call("image_id")
         self._done(outcome, "image_id")
         return self.image
+
+    async def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        outcome = await self._call("set_cpu_shares")
+        container = self.containers.get(container_id)
+        if container is None:
+            raise DockerError(f"no such container {container_id}")
+        container.cpu_shares = shares
+        self._done(outcome, "set_cpu_shares")
 
     async def memory_total(self) -> int:
         await self._call("memory_total")

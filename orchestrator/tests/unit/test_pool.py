@@ -508,3 +508,26 @@ def test_bookings_added_at_run_time_outlive_a_restart(tmp_path):
         await pool.stop()
 
     run(scenario())
+
+
+def test_visitors_weigh_more_than_the_pool_on_the_cpu_and_a_refused_update_keeps_the_notebook():
+    """Warm and booting notebooks weigh an eighth of a visitor's on the CPU, so a room arriving
+    while the pool refills gets the CPU first; the hand-out raises the visitor's notebook."""
+
+    async def scenario():
+        world, pool = await started_world(pool_size=3, cpu_shares=512)
+        assert {c.cpu_shares for c in world.docker.containers.values()} == {64}
+        slot = await pool.hand_out("192.0.2.1")
+        await settle(pool, world)
+        assert world.docker.containers[slot.container_id].cpu_shares == 512
+        warm = [s for s in pool.slots.values() if s.state is SlotState.READY]
+        assert {world.docker.containers[s.container_id].cpu_shares for s in warm} == {64}
+        world.faults.plan["docker.set_cpu_shares"] = ["before"]
+        other = await pool.hand_out("192.0.2.2")
+        await settle(pool, world)
+        assert pool.slots[other.path_id].state is SlotState.IN_USE  # a working notebook still
+        assert world.docker.containers[other.container_id].cpu_shares == 64
+        assert pool.metrics.errors.labels("cpu_shares")._value.get() == 1
+        await pool.stop()
+
+    run(scenario())
