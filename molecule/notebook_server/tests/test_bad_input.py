@@ -17,6 +17,7 @@ CASES = [
     ("tmpnb", {"tmpnb_disk_limit": "1g"}, "tmpnb_disk_limit (1g) must be smaller than"),
     ("proxy", {"proxy_public_port": 70000}, "proxy_public_port"),
     ("proxy", {"proxy_api_port": 8000}, "proxy_api_port"),
+    ("proxy", {"proxy_error_retry_seconds": 0}, "proxy_error_retry_seconds"),
     ("docker_engine", {"docker_engine_network_bridge": "far-too-long-name"}, "_network_bridge"),
     (
         "docker_engine",

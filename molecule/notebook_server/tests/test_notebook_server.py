@@ -5,9 +5,16 @@ the controller to the host's address, as a visitor's browser would; what only th
 (systemd, files, the inner engine) goes through testinfra.
 """
 
+import collections
+import concurrent.futures
+import hashlib
 import ipaddress
 import json
+import pathlib
 import re
+import secrets
+import subprocess
+import threading
 import time
 import uuid
 
@@ -18,9 +25,11 @@ from playbook import run_role
 
 PROXY_UNIT = "configurable-http-proxy.service"
 ORCHESTRATOR_UNIT = "tmpnb.service"
+ORCHESTRATOR_SOCKET = "tmpnb.socket"  # holds the orchestrator's ports across its restarts
 PUBLIC_PORT = 8000
 API_PORT = 8001
 ENV_FILE = "/etc/configurable-http-proxy/auth.env"  # holds the proxy's API token
+ORCHESTRATOR_TOKEN_FILE = "/etc/tmpnb/proxy-token"  # noqa: S105 (a path: its copy of the token)
 NETWORK = "tmpnb-notebooks"
 EGRESS_CHAIN = "TMPNB-EGRESS"  # DOCKER-USER: what notebooks may reach beyond the host
 INPUT_CHAIN = "TMPNB-CONTAINERS"  # INPUT: what notebooks may reach on the host itself
@@ -146,7 +155,9 @@ def assert_visitor_still_there(visitor):
     assert notebook.execute(kernel_id, "print(answer + 1)").strip() == "43"
 
 
-@pytest.mark.parametrize("unit", ["docker.service", PROXY_UNIT, ORCHESTRATOR_UNIT])
+@pytest.mark.parametrize(
+    "unit", ["docker.service", PROXY_UNIT, ORCHESTRATOR_SOCKET, ORCHESTRATOR_UNIT]
+)
 def test_unit_is_active_and_enabled(host, unit):
     service = host.service(unit)
     assert service.is_running
@@ -499,3 +510,197 @@ def test_an_engine_restart_in_a_burst_of_spawns_leaves_a_full_pool_and_nothing_l
     errors = _counts(host, "tmpnb_errors")
     assert errors.get("bug", 0) == 0, errors
     assert_visitor_still_there(visitor)
+
+
+def _wait_for_orchestrator(host):
+    """The orchestrator answers its admin API again (it is served once the pool is adopted)."""
+    return wait_for(lambda: _admin(host, "GET", "/api/stats")["capacity"] == 3, timeout=120)
+
+
+def test_orchestrator_serves_the_ports_systemd_holds(host):
+    sockets = host.check_output(f"systemctl show -p Listen {ORCHESTRATOR_SOCKET}").splitlines()
+    assert sockets == ["Listen=127.0.0.1:9999 (Stream)", "Listen=127.0.0.1:10000 (Stream)"]
+    assert ORCHESTRATOR_SOCKET in host.service(ORCHESTRATOR_UNIT).systemd_properties["Requires"]
+    log = f"journalctl -u {ORCHESTRATOR_UNIT} -o cat -n 200 | grep event=started"
+    started = host.check_output(log)
+    assert 'sockets="from systemd"' in started.splitlines()[-1]
+
+
+def test_ten_restarts_under_a_stream_of_arrivals_refuse_nobody(host, public_url):
+    """Visitors keep arriving, five a second, while the orchestrator restarts ten times (an upgrade,
+    a configuration change): every one of them is answered, none refused, none given a 5xx. They
+    open the workshop link's landing page, served by the orchestrator (a hand-out each would
+    empty this small pool, and the hand-out across restarts is tested above)."""
+    outcomes = collections.Counter()
+    sent_at = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def arrive(path):
+        try:
+            response = requests.get(public_url + path, timeout=60, allow_redirects=False)
+            outcome = response.status_code
+        except requests.ConnectionError:
+            outcome = "refused"
+        except requests.Timeout:
+            outcome = "timed out"
+        with lock:
+            outcomes[outcome] += 1
+
+    def stream(workers):
+        while not stop.is_set():
+            sent_at.append(time.monotonic())
+            workers.submit(arrive, "/")
+            time.sleep(0.2)
+
+    windows = []
+    # Earlier tests restarted and killed it: start with a clean count for systemd's start limit.
+    host.check_output(f"systemctl reset-failed {ORCHESTRATOR_UNIT}")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as workers:
+        arrivals = threading.Thread(target=stream, args=(workers,))
+        arrivals.start()
+        try:
+            for _ in range(10):
+                began = time.monotonic()
+                host.check_output(f"systemctl restart {ORCHESTRATOR_UNIT}")
+                _wait_for_orchestrator(host)
+                windows.append((began, time.monotonic()))
+                time.sleep(max(0.0, 4 - (time.monotonic() - began)))  # an upgrade, not a loop
+        finally:
+            stop.set()
+            arrivals.join()
+    during = [sum(began <= t <= ended for t in sent_at) for began, ended in windows]
+    print(f"\narrivals: {len(sent_at)}, outcomes: {dict(outcomes)}")
+    print(f"restart windows (s): {[round(ended - began, 2) for began, ended in windows]}")
+    print(f"arrivals during each restart: {during}")
+    assert min(during) >= 1, "some restart saw no arrival: the test proved nothing for it"
+    assert outcomes["refused"] == 0
+    assert outcomes["timed out"] == 0
+    assert not [status for status in outcomes if isinstance(status, int) and status >= 500]
+    assert outcomes[200] == len(sent_at)
+
+
+def test_proxy_shows_a_page_that_retries_while_the_orchestrator_is_gone(host, public_url):
+    """Longer than a restart: with the orchestrator and its socket stopped, a visitor sees the
+    proxy's own page, which says so and asks again by itself, not a bare 503."""
+    host.check_output(f"systemctl stop {ORCHESTRATOR_SOCKET} {ORCHESTRATOR_UNIT}")
+    try:
+        response = requests.get(public_url + "/", timeout=10)
+        assert response.status_code == 503
+        assert "<h1>Back in a moment</h1>" in response.text
+        assert '<meta http-equiv="refresh" content="3">' in response.text
+    finally:
+        # The restarts above used up systemd's start limit (10 a minute): an operator's start.
+        host.check_output(f"systemctl reset-failed {ORCHESTRATOR_UNIT}")
+        host.check_output(f"systemctl start {ORCHESTRATOR_SOCKET} {ORCHESTRATOR_UNIT}")
+    _wait_for_orchestrator(host)
+    assert requests.get(public_url + "/", timeout=60).status_code == 200
+
+
+def _proxy_token_digest(host, path):
+    """sha256 of a token file, computed on the host: the token itself stays there."""
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+def test_a_new_proxy_token_from_the_inventory_keeps_every_visitor_and_serves_new_ones(
+    host, visitor, public_url
+):
+    """Rotate the proxy's token as an operator does (a new value in the inventory, the next run of
+    the node's playbook): the proxy restarts with it, the running orchestrator reads its copy again
+    at the first refusal, and every route is back: the visitor's kernel still holds its state, and
+    a new visitor gets a warm notebook."""
+    token = secrets.token_urlsafe(48)
+    orchestrator_pid = host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"]
+    returncode, output = run_role("converge.yml", "none", {"proxy_auth_token": token})
+    assert returncode == 0, output[-3000:]
+    expected = hashlib.sha256(f"CONFIGPROXY_AUTH_TOKEN={token}\n".encode()).hexdigest()
+    assert _proxy_token_digest(host, ENV_FILE) == expected
+    assert _proxy_token_digest(host, ORCHESTRATOR_TOKEN_FILE) == expected
+    copy = host.file(ORCHESTRATOR_TOKEN_FILE)
+    assert (copy.user, copy.group, copy.mode) == ("root", "tmpnb", 0o640)
+    assert_visitor_still_there(visitor)
+    # It read the new token again itself: no restart, so no warm notebook became a phantom.
+    assert host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"] == orchestrator_pid
+    assert "event=proxy-token" in host.check_output(f"journalctl -u {ORCHESTRATOR_UNIT} -o cat")
+    spawned = wait_for(
+        lambda: (
+            (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok
+            and "/user/" in r.url
+            and r
+        ),
+        timeout=120,
+    )
+    assert wait_for(Notebook(public_url, spawned.url).is_served)
+    errors = _counts(host, "tmpnb_errors")
+    assert errors.get("bug", 0) == 0, errors
+
+
+EDITION_IMAGE = "molecule-nbsrv-workshop:latest"  # the scenario's workshop image (prepare.yml)
+EDITION_CONTEXT = pathlib.Path(__file__).resolve().parent.parent / "workshop-edition"
+
+
+def _edition(notebook, kernel_id):
+    """Which edition of the material this notebook's home holds."""
+    code = "import pathlib; print(pathlib.Path.home().joinpath('edition.txt').read_text())"
+    return notebook.execute(kernel_id, code).strip()
+
+
+def _image_ids(host):
+    """[image ID] of each of the pool's containers on the node."""
+    ids = host.check_output("docker ps -q --filter label=tmpnb.pool").split()
+    return host.check_output("docker inspect -f '{{.Image}}' " + " ".join(ids)).split()
+
+
+def test_a_material_fix_reaches_the_next_visitor_and_spares_the_working_one(
+    host, visitor, public_url
+):
+    """The night before: the material is fixed, the image rebuilt under the same name and shipped
+    by the next run. The warm notebooks of the old edition are replaced in the background; the next
+    visitor gets the fix; a visitor already working keeps their notebook, kernel and files."""
+    notebook, kernel_id = visitor
+    assert _edition(notebook, kernel_id) == "first"
+    first = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", EDITION_IMAGE],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    replaced_before = _counts(host, "tmpnb_removed").get("new_image", 0)
+    subprocess.run(
+        ["docker", "build", "--build-arg", "EDITION=second", "-t", EDITION_IMAGE, EDITION_CONTEXT],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    try:
+        assert _rerun_role("image_distribution", {}) >= 1
+        second = host.check_output("docker image inspect -f '{{.Id}}' %s", EDITION_IMAGE)
+        assert second != first
+
+        def turned_over():
+            pool = _admin(host, "GET", "/api/overview")["pool"]
+            ids = _image_ids(host)
+            return (
+                pool["starting"] == pool["removing"] == 0
+                and pool["warm"] >= 1
+                and ids.count(first) == pool["in_use"]
+                and ids.count(second) == pool["warm"]
+            )
+
+        wait_for(turned_over, timeout=240, interval=2)
+        assert _counts(host, "tmpnb_removed")["new_image"] > replaced_before
+        spawned = wait_for(
+            lambda: (
+                (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok
+                and "/user/" in r.url
+                and r
+            ),
+            timeout=120,
+        )
+        newcomer = Notebook(public_url, spawned.url)
+        wait_for(newcomer.is_served)
+        assert _edition(newcomer, newcomer.start_kernel()) == "second"
+        assert _edition(notebook, kernel_id) == "first"
+        assert_visitor_still_there(visitor)
+        rows = {row["path"]: row for row in _admin(host, "GET", "/api/overview")["notebooks"]}
+        images = {rows[f"/user/{n.base.rsplit('/', 1)[1]}/"]["image"] for n in (notebook, newcomer)}
+        assert images == {first.removeprefix("sha256:")[:12], second.removeprefix("sha256:")[:12]}
+    finally:
+        # The first edition lost its name to the second: remove it from the builder too.
+        subprocess.run(["docker", "image", "rm", first], capture_output=True, check=False)
