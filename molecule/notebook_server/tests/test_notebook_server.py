@@ -402,11 +402,20 @@ def test_containers_cannot_reach_each_other(host, visitor):
     assert _probe(host, _visitor_container(host, visitor), other_ip, 8888) != "open"
 
 
+def _routes_kept(host):
+    """The proxy holds the pool's marker route again: every route is back, and an orchestrator
+    started now would find every warm notebook's route (not take them for handed out)."""
+    routes = f'. {ENV_FILE}; curl -s -H "Authorization: token $CONFIGPROXY_AUTH_TOKEN" '
+    routes += f"http://127.0.0.1:{API_PORT}/api/routes"
+    return "/.tmpnb/routes-kept/" in host.check_output("sh -c %s", routes)
+
+
 @pytest.mark.parametrize("unit", [PROXY_UNIT, ORCHESTRATOR_UNIT])
 def test_restart_keeps_the_visitors_notebook(host, visitor, unit):
     host.check_output(f"systemctl restart {unit}")
     assert host.service(unit).is_running
     assert_visitor_still_there(visitor)
+    wait_for(lambda: _routes_kept(host), timeout=30)
 
 
 @pytest.mark.parametrize("unit", [PROXY_UNIT, ORCHESTRATOR_UNIT])
@@ -421,6 +430,7 @@ def test_kill_9_is_followed_by_a_working_service(host, visitor, unit):
         timeout=30,
     )
     assert_visitor_still_there(visitor)
+    wait_for(lambda: _routes_kept(host), timeout=30)
 
 
 def _firewall_rules(host):
