@@ -8,6 +8,8 @@ import contextlib
 import datetime
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -42,6 +44,8 @@ def _run_in_image(host, *command):
     )
 
 
+GET_TEXT = "import sys, requests; print(requests.get(sys.argv[1], timeout=30).text)"
+
 READY_PROBE = """
 import sys, time, requests
 for _ in range(120):
@@ -55,12 +59,22 @@ for _ in range(120):
 """
 
 
+# What start-notebook runs, for the tests that add server options (start-notebook takes none).
+JUPYTER_SERVER = (
+    "jupyter server --ServerApp.base_url=/user/molecule/ --ServerApp.port=8888 "
+    "--ServerApp.ip=0.0.0.0 --IdentityProvider.token= --ServerApp.root_dir=/home/jovyan"
+)
+
+
 @contextlib.contextmanager
-def _server(host, name, docker_args="", start_args="--token="):
+def _server(host, name, docker_args="", start_args="--token=", command=None):
     """A notebook container started from the image, once it answers: (name, its URL)."""
+    if command is None:
+        command = (
+            f"start-notebook --base-path=/user/molecule/ --port=8888 --ip=0.0.0.0 {start_args}"
+        )
     host.check_output(
-        f"docker run --detach --name %s --label %s {docker_args} %s start-notebook "
-        f"--base-path=/user/molecule/ --port=8888 --ip=0.0.0.0 {start_args}",
+        f"docker run --detach --name %s --label %s {docker_args} %s {command}",
         name,
         TEST_LABEL,
         f"{IMAGE}:{FLAVOR}",
@@ -214,3 +228,261 @@ def test_a_read_only_notebook_with_an_empty_in_memory_home_is_seeded_and_serves(
         assert writable == "ok"
         refused = host.run("docker exec %s touch /opt/x", name)
         assert refused.rc != 0 and "Read-only file system" in refused.stderr
+
+
+# --- the warm kernel (tmpnb_warm_kernels) and the first click ------------------------------------
+
+BROWSER_CLIENT = (Path(__file__).parent / "browser_client.py").read_text()
+IN_CONTAINER_URL = "http://127.0.0.1:8888/user/molecule/"
+# What a kernel looks like from inside: everything a start for a notebook decides.
+FINGERPRINT = """
+import json, os, sys
+print(json.dumps({"cwd": os.getcwd(), "session": globals().get("__session__"),
+    "env_session": os.environ.get("JPY_SESSION_NAME"), "names": sorted(get_ipython().user_ns),
+    "inputs": len(In), "outputs": len(Out), "dir_history": [str(p) for p in _dh],
+    "sys_path": sys.path, "starting_dir": get_ipython().starting_dir, "env": sorted(os.environ),
+    "history": list(get_ipython().history_manager.get_range(output=False)), "pid": os.getpid()}))
+"""
+# Faults for the tests that prove a failing warm kernel never fails the visitor.
+FAULTS = """
+from tmpnb_warm_kernels.manager import WarmKernelManager
+
+
+class FailingWarmStart(WarmKernelManager):
+    async def _start_warm(self, name):
+        raise RuntimeError("forced failure of the warm start")
+
+
+class FailingHandOut(WarmKernelManager):
+    async def _run_silently(self, km, code, user_expressions=None):
+        if "chdir" in code:
+            raise RuntimeError("forced failure of the hand-out")
+        return await super()._run_silently(km, code, user_expressions)
+"""
+
+
+def _client(host, name, *args):
+    """browser_client.py in the notebook container, against its own server: the printed JSON."""
+    output = host.check_output(
+        "docker exec %s python3 -c %s " + " ".join(["%s"] * (len(args) + 1)),
+        name,
+        BROWSER_CLIENT,
+        IN_CONTAINER_URL,
+        *args,
+    )
+    return json.loads(output)
+
+
+def _open(host, name, notebook, code):
+    """The browser's flow for `notebook`, running `code` as its first cell."""
+    return _client(host, name, "open", notebook, code)
+
+
+def _fingerprint(host, name, notebook):
+    opened = _open(host, name, notebook, FINGERPRINT)
+    assert opened["execution_count"] == 1
+    return json.loads(opened["outputs"])
+
+
+def _wait_warm(host, name, timeout=120):
+    """The readiness answer once every warm kernel is ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _client(host, name, "get", "api/warm-kernels")
+        if answer["ready"] or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
+
+
+def _with_notebook_folder(host, name):
+    """notebooks/x.ipynb, the deep link's notebook, next to the material."""
+    host.check_output(
+        "docker exec %s sh -c %s",
+        name,
+        "mkdir -p ~/notebooks && cp ~/workshop/python.ipynb ~/notebooks/x.ipynb",
+    )
+
+
+def _faulty_server(host, fault):
+    command = shlex.quote(
+        'echo "$TMPNB_FAULTS" > /tmp/tmpnb_faults.py && PYTHONPATH=/tmp exec '
+        f"{JUPYTER_SERVER} --ServerApp.kernel_manager_class=tmpnb_faults.{fault}"
+    )
+    return _server(
+        host,
+        f"molecule-workshop-{fault.lower()}-{os.getpid()}",
+        docker_args=f"--env TMPNB_FAULTS={shlex.quote(FAULTS)}",
+        command=f"sh -c {command}",
+    )
+
+
+def test_the_warm_kernels_extension_is_enabled(host):
+    listing = _run_in_image(host, "sh", "-c", "jupyter server extension list 2>&1")
+    assert re.search(r"tmpnb_warm_kernels\s+(\x1b\[\d+m)?enabled", listing), listing
+    assert re.search(r"tmpnb_warm_kernels 1\.0\.0\s+(\x1b\[\d+m)?OK", listing), listing
+    config = json.loads(
+        _run_in_image(host, "cat", "/opt/notebook/etc/jupyter/jupyter_server_config.json")
+    )
+    assert (
+        config["ServerApp"]["kernel_manager_class"]
+        == "tmpnb_warm_kernels.manager.WarmKernelManager"
+    )
+    assert config["WarmKernelManager"]["warm_kernel_names"] == ["python3"]
+    labels = _inspect(host, f"{IMAGE}:{FLAVOR}")["Config"]["Labels"]
+    assert labels["tmpnb.image.warm-kernels"] == "python3"
+
+
+def test_a_kernel_is_running_before_any_client_asks(host, notebook_server):
+    name, _ = notebook_server
+    readiness = _wait_warm(host, name)
+    assert readiness["ready"] is True
+    assert readiness["kernels"]["python3"]["state"] == "ready"
+    assert readiness["kernels"]["python3"]["handed_out"] == 0
+    assert len(_client(host, name, "kernel-pids")) == 1
+    # No activity of a visitor's (the orchestrator culls on it): only untracked endpoints
+    # (api/status, api/warm-kernels) were asked so far, so the last activity is the start.
+    status = _client(host, name, "get", "api/status")
+    assert status["last_activity"] == status["started"]
+    # Invisible until handed out.
+    assert status["kernels"] == 0
+    assert _client(host, name, "get", "api/kernels") == []
+    assert _client(host, name, "get", "api/sessions") == []
+
+
+def test_the_browsers_flow_gets_the_warm_kernel_as_if_started_for_the_notebook(
+    host, notebook_server
+):
+    name, _ = notebook_server
+    _with_notebook_folder(host, name)
+    assert _wait_warm(host, name)["ready"]
+    [warm_pid] = _client(host, name, "kernel-pids")
+
+    warm = _fingerprint(host, name, "notebooks/x.ipynb")
+    assert warm["pid"] == warm_pid
+    assert warm["cwd"] == "/home/jovyan/notebooks"
+    assert warm["session"] == warm["env_session"] == "/home/jovyan/notebooks/x.ipynb"
+    readiness = _client(host, name, "get", "api/warm-kernels")
+    assert readiness["kernels"]["python3"]["handed_out"] == 1
+    assert [kernel["execution_state"] for kernel in _client(host, name, "get", "api/kernels")] == [
+        "idle"
+    ]
+
+    # The next notebook, before the refill (30 s after a hand-out), gets an ordinary kernel; the
+    # same notebook's kernel started the ordinary way looks exactly like the warm one.
+    ordinary = _fingerprint(host, name, "notebooks/x.ipynb")
+    assert ordinary.pop("pid") != warm.pop("pid")
+    assert ordinary == warm
+    elsewhere = _open(host, name, "workshop/python.ipynb", "import os; print(os.getcwd()); 5*4")
+    assert elsewhere["outputs"] == "/home/jovyan/workshop\n20"
+    assert elsewhere["execution_count"] == 1
+
+
+def test_the_warm_kernel_is_refilled_after_a_hand_out(host):
+    command = f"{JUPYTER_SERVER} --WarmKernelManager.refill_delay=1"
+    with _server(host, f"molecule-workshop-refill-{os.getpid()}", command=command) as (name, _):
+        _with_notebook_folder(host, name)
+        assert _wait_warm(host, name)["ready"]
+        [first_pid] = _client(host, name, "kernel-pids")
+        first = _open(host, name, "notebooks/x.ipynb", "import os; os.getpid()")
+        assert first["outputs"] == str(first_pid)
+
+        readiness = _wait_warm(host, name)
+        assert readiness["ready"] and readiness["kernels"]["python3"]["handed_out"] == 1
+        [refilled_pid] = set(_client(host, name, "kernel-pids")) - {first_pid}
+        second = _open(
+            host, name, "workshop/python.ipynb", "import os; print(os.getcwd()); os.getpid()"
+        )
+        assert second["outputs"] == f"/home/jovyan/workshop\n{refilled_pid}"
+        assert second["execution_count"] == 1
+        assert len(_client(host, name, "get", "api/kernels")) == 2
+
+
+def test_a_failing_warm_start_still_gives_the_visitor_a_kernel(host):
+    with _faulty_server(host, "FailingWarmStart") as (name, _):
+        readiness = _wait_warm(host, name, timeout=5)
+        assert readiness["ready"] is False
+        assert "forced failure of the warm start" in readiness["kernels"]["python3"]["error"]
+        assert _client(host, name, "kernel-pids") == []
+        opened = _open(host, name, "workshop/python.ipynb", "print(__session__); 5*4")
+        assert opened["outputs"] == "/home/jovyan/workshop/python.ipynb\n20"
+        assert opened["execution_count"] == 1
+
+
+def test_a_failing_hand_out_gives_an_ordinary_kernel(host):
+    with _faulty_server(host, "FailingHandOut") as (name, _):
+        assert _wait_warm(host, name)["ready"]
+        [warm_pid] = _client(host, name, "kernel-pids")
+        opened = _open(
+            host, name, "workshop/python.ipynb", "import os; print(os.getcwd()); os.getpid()"
+        )
+        cwd, pid = opened["outputs"].split("\n")
+        assert cwd == "/home/jovyan/workshop"
+        assert int(pid) != warm_pid
+        assert opened["execution_count"] == 1
+        # The warm kernel that could not be handed out is shut down, never left running.
+        deadline = time.monotonic() + 10
+        while warm_pid in _client(host, name, "kernel-pids") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _client(host, name, "kernel-pids") == [int(pid)]
+
+
+def test_the_first_click_meets_no_kernel_dialog_and_no_news_pop_up(host, notebook_server):
+    name, url = notebook_server
+    for page in ("lab", "tree", "notebooks/workshop/python.ipynb"):
+        html = host.check_output("python3 -c %s %s", GET_TEXT, url + page)
+        config = json.loads(
+            re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', html, re.S)[1]
+        )
+        disabled = config["disabledExtensions"]
+        assert disabled == ["@jupyterlab/apputils-extension:announcements"], page
+    settings = "lab/api/settings/@jupyterlab/"
+    tracker = _client(host, name, "get", settings + "notebook-extension:tracker")
+    assert tracker["schema"]["properties"]["autoStartDefaultKernel"]["default"] is True
+    news = _client(host, name, "get", settings + "apputils-extension:notification")
+    assert news["schema"]["properties"]["fetchNews"]["default"] == "false"
+    assert news["schema"]["properties"]["checkForUpdates"]["default"] is False
+
+
+def test_every_material_notebook_names_its_kernel(host):
+    names = _run_in_image(
+        host,
+        "python3",
+        "-c",
+        "import json, pathlib; print(json.dumps({str(p): json.loads(p.read_text())['metadata']"
+        ".get('kernelspec', {}).get('name') for p in pathlib.Path.home().rglob('*.ipynb')}))",
+    )
+    kernelspecs = json.loads(names)
+    assert kernelspecs, "no material notebook"
+    assert set(kernelspecs.values()) <= set(KERNELSPECS.values()), kernelspecs
+
+
+def test_the_server_boots_without_rfc3987_syntax(host):
+    # Its parsers cost about half of a server's boot; jsonschema skips the "iri" format without it.
+    check = (
+        "import importlib.util, jupyter_events.logger; "
+        "assert importlib.util.find_spec('rfc3987_syntax') is None; print('absent')"
+    )
+    assert _run_in_image(host, "python3", "-c", check) == "absent"
+    assert "No broken requirements" in _run_in_image(host, "pip", "check")
+
+
+def test_a_git_pull_link_pulls_a_repository(host, notebook_server):
+    name, _ = notebook_server
+    make_repository = (
+        "git init --quiet -b main /tmp/course && cp ~/workshop/python.ipynb /tmp/course/ && "
+        "git -C /tmp/course add . && "
+        "git -C /tmp/course -c user.name=t -c user.email=t@example.org commit --quiet -m course"
+    )
+    host.check_output("docker exec %s sh -c %s", name, make_repository)
+    pull = "git-pull/api?repo=file%3A%2F%2F%2Ftmp%2Fcourse&branch=main&targetpath=course"
+    # The event stream of nbgitpuller's page, read to its end.
+    read_events = (
+        "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=60).read())"
+    )
+    events = host.check_output(
+        "docker exec %s python3 -c %s %s", name, read_events, IN_CONTAINER_URL + pull
+    )
+    assert '"phase": "finished"' in events, events
+    opened = _open(host, name, "course/python.ipynb", "import os; print(os.getcwd(), os.listdir())")
+    assert opened["outputs"].split(" ", 1)[0] == "/home/jovyan/course"
+    assert "python.ipynb" in opened["outputs"]
