@@ -16,7 +16,8 @@ def test_idle_is_culled_and_replaced_but_a_busy_kernel_is_kept(make_stack, docke
     # The idle one is culled (no traffic for 6 s, no busy kernel) and its seat refilled. Poll the
     # log, not the notebook: a request through the proxy is activity and would keep it alive.
     wait_for(lambda: "event=culled" in stack.log_text(), 90, "the idle notebook to be culled")
-    assert notebook_status(idle_url, idle_token) == 404  # the orchestrator's "gone", not Jupyter
+    # Being removed, its address answers 503; once gone, the orchestrator's 404: never Jupyter.
+    wait_for(lambda: notebook_status(idle_url, idle_token) == 404, 30, "the culled one to be gone")
     assert "event=culled" in stack.log_text() and "reason=idle" in stack.log_text()
     stack.wait_available(1)
     assert len(pool_containers(docker_client, stack.pool_name)) == 2
@@ -40,5 +41,5 @@ def test_cull_max_removes_even_a_busy_notebook(make_stack):
     start_kernel_busy(url, token, seconds=600)
     wait_for(lambda: "reason=max_age" in stack.log_text(), 120, "cull_max to cull it")
     assert time.monotonic() - before_hand_out >= 40, "culled before cull_max after the hand-out"
-    assert notebook_status(url, token) == 404
+    wait_for(lambda: notebook_status(url, token) == 404, 30, "the culled notebook to be gone")
     assert "reason=idle" not in stack.log_text()
