@@ -607,6 +607,19 @@ def test_proxy_shows_a_page_that_retries_while_the_orchestrator_is_gone(host, pu
     assert requests.get(public_url + "/", timeout=60).status_code == 200
 
 
+def _new_visitor(public_url):
+    """A visitor who clicks the workshop link now and gets a notebook (not the waiting page)."""
+    spawned = wait_for(
+        lambda: (
+            (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok
+            and "/user/" in r.url
+            and r
+        ),
+        timeout=120,
+    )
+    return Notebook(public_url, spawned.url)
+
+
 def _proxy_token_digest(host, path):
     """sha256 of a token file, computed on the host: the token itself stays there."""
     return host.check_output(f"sha256sum {path}").split()[0]
@@ -632,15 +645,7 @@ def test_a_new_proxy_token_from_the_inventory_keeps_every_visitor_and_serves_new
     # It read the new token again itself: no restart, so no warm notebook became a phantom.
     assert host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"] == orchestrator_pid
     assert "event=proxy-token" in host.check_output(f"journalctl -u {ORCHESTRATOR_UNIT} -o cat")
-    spawned = wait_for(
-        lambda: (
-            (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok
-            and "/user/" in r.url
-            and r
-        ),
-        timeout=120,
-    )
-    assert wait_for(Notebook(public_url, spawned.url).is_served)
+    assert wait_for(_new_visitor(public_url).is_served)
     errors = _counts(host, "tmpnb_errors")
     assert errors.get("bug", 0) == 0, errors
 
@@ -695,15 +700,7 @@ def test_a_material_fix_reaches_the_next_visitor_and_spares_the_working_one(
 
         wait_for(turned_over, timeout=240, interval=2)
         assert _counts(host, "tmpnb_removed")["new_image"] > replaced_before
-        spawned = wait_for(
-            lambda: (
-                (r := requests.get(public_url + "/spawn/tree", timeout=60)).ok
-                and "/user/" in r.url
-                and r
-            ),
-            timeout=120,
-        )
-        newcomer = Notebook(public_url, spawned.url)
+        newcomer = _new_visitor(public_url)
         wait_for(newcomer.is_served)
         assert _edition(newcomer, newcomer.start_kernel()) == "second"
         assert _edition(notebook, kernel_id) == "first"
