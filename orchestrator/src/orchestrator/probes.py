@@ -34,9 +34,13 @@ class Seen:
 
 def warm_kernels_ready(answer: Any) -> bool:
     """From `/api/warm-kernels`: every warm kernel is ready, or failed for good (a visitor then gets
-    an ordinary start, so the notebook is usable: waiting would only keep the pool empty)."""
+    an ordinary start, so the notebook is usable: waiting would only keep the pool empty). An
+    answer without `ready` is not the extension's (a server that answers every path alike): there
+    is no warm kernel to wait for."""
     if not isinstance(answer, dict):
         return False
+    if "ready" not in answer:
+        return True
     if answer.get("ready") is True:
         return True
     kernels = answer.get("kernels")

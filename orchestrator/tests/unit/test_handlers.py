@@ -166,6 +166,8 @@ def test_readiness_counts_only_jupyter_s_own_answer():
         "warming": {"ready": False, "kernels": {"python3": {"state": "starting"}}},
         "warm": {"ready": True, "kernels": {"python3": {"state": "ready"}}},
         "failed": {"ready": False, "kernels": {"python3": {"state": "failed", "error": "x"}}},
+        # A stand-in that answers every path with its status (bench/tiny): no extension there.
+        "alike": {"started": "2026-03-02T09:00:00Z", "last_activity": None},
     }
 
     class WarmKernels(web.RequestHandler):
@@ -189,6 +191,7 @@ def test_readiness_counts_only_jupyter_s_own_answer():
             ("warming", False),  # up, but its kernel is not: not yet ready for a visitor
             ("warm", True),
             ("failed", True),  # a failed warm start gives ordinary starts: usable
+            ("alike", True),
         )
         try:
             for path_id, ready in cases:
