@@ -215,6 +215,83 @@ def test_visitor_lands_in_a_live_notebook(visitor):
     assert_visitor_still_there(visitor)
 
 
+# The two day-two changes run while the pool is as a room finds it (a visitor working, warm
+# notebooks offered): later tests restart and kill the services, and a restart that catches the
+# proxy without its routes leaves the warm notebooks held as possibly handed out (cull_timeout).
+
+
+def test_a_material_fix_reaches_the_next_visitor_and_spares_the_working_one(
+    host, visitor, public_url
+):
+    """The night before: the material is fixed, the image rebuilt under the same name and shipped
+    by the next run. The warm notebooks of the old edition are replaced in the background; the next
+    visitor gets the fix; a visitor already working keeps their notebook, kernel and files."""
+    notebook, kernel_id = visitor
+    assert _edition(notebook, kernel_id) == "first"
+    first = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", EDITION_IMAGE],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    replaced_before = _counts(host, "tmpnb_removed").get("new_image", 0)
+    subprocess.run(
+        ["docker", "build", "--build-arg", "EDITION=second", "-t", EDITION_IMAGE, EDITION_CONTEXT],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    try:
+        assert _rerun_role("image_distribution", {}) >= 1
+        second = host.check_output("docker image inspect -f '{{.Id}}' %s", EDITION_IMAGE)
+        assert second != first
+
+        def turned_over():
+            pool = _admin(host, "GET", "/api/overview")["pool"]
+            ids = _image_ids(host)
+            return (
+                pool["starting"] == pool["removing"] == 0
+                and pool["warm"] >= 1
+                and ids.count(first) == pool["in_use"]
+                and ids.count(second) == pool["warm"]
+            )
+
+        wait_for(turned_over, timeout=240, interval=2)
+        assert _counts(host, "tmpnb_removed")["new_image"] > replaced_before
+        newcomer = _new_visitor(public_url)
+        wait_for(newcomer.is_served)
+        assert _edition(newcomer, newcomer.start_kernel()) == "second"
+        assert _edition(notebook, kernel_id) == "first"
+        assert_visitor_still_there(visitor)
+        rows = {row["path"]: row for row in _admin(host, "GET", "/api/overview")["notebooks"]}
+        images = {rows[f"/user/{n.base.rsplit('/', 1)[1]}/"]["image"] for n in (notebook, newcomer)}
+        assert images == {first.removeprefix("sha256:")[:12], second.removeprefix("sha256:")[:12]}
+    finally:
+        # The first edition lost its name to the second: remove it from the builder too.
+        subprocess.run(["docker", "image", "rm", first], capture_output=True, check=False)
+
+
+def test_a_new_proxy_token_from_the_inventory_keeps_every_visitor_and_serves_new_ones(
+    host, visitor, public_url
+):
+    """Rotate the proxy's token as an operator does (a new value in the inventory, the next run of
+    the node's playbook): the proxy restarts with it, the running orchestrator reads its copy again
+    at the first refusal, and every route is back: the visitor's kernel still holds its state, and
+    a new visitor gets a warm notebook."""
+    token = secrets.token_urlsafe(48)
+    orchestrator_pid = host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"]
+    returncode, output = run_role("converge.yml", "none", {"proxy_auth_token": token})
+    assert returncode == 0, output[-3000:]
+    expected = hashlib.sha256(f"CONFIGPROXY_AUTH_TOKEN={token}\n".encode()).hexdigest()
+    assert _proxy_token_digest(host, ENV_FILE) == expected
+    assert _proxy_token_digest(host, ORCHESTRATOR_TOKEN_FILE) == expected
+    copy = host.file(ORCHESTRATOR_TOKEN_FILE)
+    assert (copy.user, copy.group, copy.mode) == ("root", "tmpnb", 0o640)
+    assert_visitor_still_there(visitor)
+    # It read the new token again itself: no restart, so no warm notebook became a phantom.
+    assert host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"] == orchestrator_pid
+    assert "event=proxy-token" in host.check_output(f"journalctl -u {ORCHESTRATOR_UNIT} -o cat")
+    assert wait_for(_new_visitor(public_url).is_served)
+    errors = _counts(host, "tmpnb_errors")
+    assert errors.get("bug", 0) == 0, errors
+
+
 def _containers(host):
     """{path id: container name} of the pool's containers (free or handed out)."""
     lines = host.check_output(
@@ -625,31 +702,6 @@ def _proxy_token_digest(host, path):
     return host.check_output(f"sha256sum {path}").split()[0]
 
 
-def test_a_new_proxy_token_from_the_inventory_keeps_every_visitor_and_serves_new_ones(
-    host, visitor, public_url
-):
-    """Rotate the proxy's token as an operator does (a new value in the inventory, the next run of
-    the node's playbook): the proxy restarts with it, the running orchestrator reads its copy again
-    at the first refusal, and every route is back: the visitor's kernel still holds its state, and
-    a new visitor gets a warm notebook."""
-    token = secrets.token_urlsafe(48)
-    orchestrator_pid = host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"]
-    returncode, output = run_role("converge.yml", "none", {"proxy_auth_token": token})
-    assert returncode == 0, output[-3000:]
-    expected = hashlib.sha256(f"CONFIGPROXY_AUTH_TOKEN={token}\n".encode()).hexdigest()
-    assert _proxy_token_digest(host, ENV_FILE) == expected
-    assert _proxy_token_digest(host, ORCHESTRATOR_TOKEN_FILE) == expected
-    copy = host.file(ORCHESTRATOR_TOKEN_FILE)
-    assert (copy.user, copy.group, copy.mode) == ("root", "tmpnb", 0o640)
-    assert_visitor_still_there(visitor)
-    # It read the new token again itself: no restart, so no warm notebook became a phantom.
-    assert host.service(ORCHESTRATOR_UNIT).systemd_properties["MainPID"] == orchestrator_pid
-    assert "event=proxy-token" in host.check_output(f"journalctl -u {ORCHESTRATOR_UNIT} -o cat")
-    assert wait_for(_new_visitor(public_url).is_served)
-    errors = _counts(host, "tmpnb_errors")
-    assert errors.get("bug", 0) == 0, errors
-
-
 EDITION_IMAGE = "molecule-nbsrv-workshop:latest"  # the scenario's workshop image (prepare.yml)
 EDITION_CONTEXT = pathlib.Path(__file__).resolve().parent.parent / "workshop-edition"
 
@@ -664,50 +716,3 @@ def _image_ids(host):
     """[image ID] of each of the pool's containers on the node."""
     ids = host.check_output("docker ps -q --filter label=tmpnb.pool").split()
     return host.check_output("docker inspect -f '{{.Image}}' " + " ".join(ids)).split()
-
-
-def test_a_material_fix_reaches_the_next_visitor_and_spares_the_working_one(
-    host, visitor, public_url
-):
-    """The night before: the material is fixed, the image rebuilt under the same name and shipped
-    by the next run. The warm notebooks of the old edition are replaced in the background; the next
-    visitor gets the fix; a visitor already working keeps their notebook, kernel and files."""
-    notebook, kernel_id = visitor
-    assert _edition(notebook, kernel_id) == "first"
-    first = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", EDITION_IMAGE],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    replaced_before = _counts(host, "tmpnb_removed").get("new_image", 0)
-    subprocess.run(
-        ["docker", "build", "--build-arg", "EDITION=second", "-t", EDITION_IMAGE, EDITION_CONTEXT],
-        capture_output=True, check=True,
-    )  # fmt: skip
-    try:
-        assert _rerun_role("image_distribution", {}) >= 1
-        second = host.check_output("docker image inspect -f '{{.Id}}' %s", EDITION_IMAGE)
-        assert second != first
-
-        def turned_over():
-            pool = _admin(host, "GET", "/api/overview")["pool"]
-            ids = _image_ids(host)
-            return (
-                pool["starting"] == pool["removing"] == 0
-                and pool["warm"] >= 1
-                and ids.count(first) == pool["in_use"]
-                and ids.count(second) == pool["warm"]
-            )
-
-        wait_for(turned_over, timeout=240, interval=2)
-        assert _counts(host, "tmpnb_removed")["new_image"] > replaced_before
-        newcomer = _new_visitor(public_url)
-        wait_for(newcomer.is_served)
-        assert _edition(newcomer, newcomer.start_kernel()) == "second"
-        assert _edition(notebook, kernel_id) == "first"
-        assert_visitor_still_there(visitor)
-        rows = {row["path"]: row for row in _admin(host, "GET", "/api/overview")["notebooks"]}
-        images = {rows[f"/user/{n.base.rsplit('/', 1)[1]}/"]["image"] for n in (notebook, newcomer)}
-        assert images == {first.removeprefix("sha256:")[:12], second.removeprefix("sha256:")[:12]}
-    finally:
-        # The first edition lost its name to the second: remove it from the builder too.
-        subprocess.run(["docker", "image", "rm", first], capture_output=True, check=False)
