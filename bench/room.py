@@ -30,9 +30,8 @@ from pathlib import Path
 
 import docker
 from run import NOTEBOOK_IMAGE, Orchestrator, machine, percentile, remove_pool
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import websocket_connect
-from visitor import Browser, ClickFailed, _expect
+from tornado.httpclient import AsyncHTTPClient
+from visitor import Browser, _expect, five_times_four_in
 
 NOTEBOOK = "workshop/python.ipynb"
 # Jupyter's own kernel manager, instead of the image's: the "cold" mode.
@@ -79,52 +78,8 @@ async def click_and_run(http: AsyncHTTPClient, proxy_url: str) -> float:
         headers,
     )
     _expect(renamed, 200, "rename session")
-    await run_code(browser, server, session["kernel"]["id"], session["id"], "5*4", "20")
+    await five_times_four_in(browser, server, session["kernel"]["id"], session["id"])
     return time.perf_counter() - started
-
-
-async def run_code(browser: Browser, server: str, kernel_id: str, session_id: str, code: str,
-                   expected: str) -> None:  # fmt: skip
-    url = browser.base_url.replace("http://", "ws://", 1) + (
-        f"{server}api/kernels/{kernel_id}/channels?session_id={session_id}"
-    )
-    path = f"{server}api/kernels/{kernel_id}/channels"
-    connection = await websocket_connect(
-        HTTPRequest(
-            url,
-            headers={"Cookie": browser.cookie_header(path), "Origin": browser.base_url},
-            request_timeout=300,
-        )
-    )
-    msg_id = secrets.token_hex(8)
-    connection.write_message(
-        json.dumps(
-            {
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "",
-                           "session": session_id, "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False},
-            }
-        )
-    )  # fmt: skip
-    try:
-        while True:
-            raw = await asyncio.wait_for(connection.read_message(), 300)
-            if raw is None:
-                raise ClickFailed("the kernel's websocket closed")
-            message = json.loads(raw)
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if message["msg_type"] == "execute_result":
-                result = message["content"]["data"]["text/plain"]
-                if result != expected:
-                    raise ClickFailed(f"{code} gave {result}")
-                return
-            if message["msg_type"] == "error":
-                raise ClickFailed(f"{code} raised {message['content']['ename']}")
-    finally:
-        connection.close()
 
 
 async def room(proxy_url: str, visitors: int) -> list[float]:

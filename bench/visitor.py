@@ -191,9 +191,17 @@ async def run_five_times_four(browser: Browser, page_url: str) -> None:
     kernel = _expect(
         await browser.fetch(f"{server}api/kernels", "POST", "{}", headers), 201, "start kernel"
     )
-    kernel_id = json.loads(kernel.body)["id"]
+    await five_times_four_in(browser, server, json.loads(kernel.body)["id"])
+
+
+async def five_times_four_in(
+    browser: Browser, server: str, kernel_id: str, session_id: str | None = None
+) -> None:
+    """Run `5*4` in a running kernel of `server` (/user/<id>/) over its websocket; expect 20."""
+    xsrf = browser.cookie("_xsrf", server) or ""
+    query = f"?session_id={session_id}" if session_id else ""
     ws_url = browser.base_url.replace("http://", "ws://", 1) + (
-        f"{server}api/kernels/{kernel_id}/channels"
+        f"{server}api/kernels/{kernel_id}/channels{query}"
     )
     connection = await websocket_connect(
         HTTPRequest(
@@ -211,7 +219,7 @@ async def run_five_times_four(browser: Browser, page_url: str) -> None:
         msg_id = secrets.token_hex(8)
         await connection.write_message(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "visitor",
-                       "session": secrets.token_hex(8), "version": "5.3"},
+                       "session": session_id or secrets.token_hex(8), "version": "5.3"},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
             "content": {"code": "5*4", "silent": False, "store_history": False,
                         "user_expressions": {}, "allow_stdin": False},
