@@ -48,6 +48,7 @@ def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applica
             (r"/", handlers.LoadingHandler),
             (r"/spawn/?(.*)", handlers.SpawnHandler),
             (r"/api/spawn/?", handlers.ApiSpawnHandler),
+            (r"/saved/([a-z]+)", handlers.SavedHandler),
             (r"/api/stats/?", handlers.StatsHandler),
             (r"/user/([^/]+)(?:/(.*))?", handlers.UserHandler),
             (r"/robots\.txt", handlers.RobotsHandler),

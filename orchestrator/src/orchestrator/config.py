@@ -49,6 +49,13 @@ def _at_least(minimum: float) -> Callable[[Any], str | None]:
     return check
 
 
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"a number from {low:g} to {high:g}"
+
+    return check
+
+
 def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "a TCP port between 1 and 65535"
 
@@ -443,9 +450,27 @@ OPTIONS: tuple[Option, ...] = (
         "state_dir",
         str,
         None,
-        "Directory the orchestrator keeps bookings added at run time in (admin API), so that "
-        "they outlive a restart; unset, they last until the next restart",
+        "Directory the orchestrator keeps its state in: bookings added at run time (admin API), "
+        "so that they outlive a restart, and visitors' saved work (keep_hours); unset, bookings "
+        "last until the next restart and no work is kept",
         _matches(r"/[^\s]*", "an absolute path"),
+    ),
+    # --- nobody loses their work (keep.py) ---
+    Option(
+        "keep_hours",
+        float,
+        24,
+        "Hours a culled notebook's work (the files its visitor made or changed in home_dir) is "
+        "kept for the visitor to continue or download, in state_dir/saved; 0 keeps nothing and "
+        "removes what was kept",
+        _between(0, 24 * 90),
+    ),
+    Option(
+        "keep_max_mb",
+        int,
+        32,
+        "Megabytes of work kept per visitor; files beyond it are named in what is kept, not kept",
+        _between(1, 4096),
     ),
     # --- the visitor's pages (every value is HTML-escaped where it is shown) ---
     Option("title", str, "Jupyter notebooks", "Title of the visitor's pages", _text(80)),

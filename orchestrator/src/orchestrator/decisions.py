@@ -30,6 +30,7 @@ class Adoption:
     container: ContainerRecord
     state: SlotState  # STARTING: check readiness, then offer it; IN_USE: a visitor may own it
     handed_out_at: datetime | None
+    keep: str | None = None  # the visitor's resume key digest, from the route
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _adoption(container: ContainerRecord, route: RouteRecord | None, routes_kept
         # container (started by a process killed before it routed it) was never given to anyone.
         return Adoption(container, SlotState.STARTING, None)
     if route is not None and route.state == ROUTE_HANDED_OUT:
-        return Adoption(container, SlotState.IN_USE, route.handed_out_at)
+        return Adoption(container, SlotState.IN_USE, route.handed_out_at, route.keep)
     # No record survived: it may have been handed out, so it must never be handed out again.
     return Adoption(container, SlotState.IN_USE, None)
 

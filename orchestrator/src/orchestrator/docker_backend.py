@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import socket
 import tarfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -261,6 +263,49 @@ class DockerBackend:
         """Remove the container (and its anonymous volumes); gone already is done."""
         await self._run(f"remove {container_id[:12]}", lambda: _remove(self._api(), container_id))
 
+    async def exec_output(
+        self, container_id: str, command: list[str], limit: int, *, check: bool = True
+    ) -> bytes:
+        """Run `command` in the running container (as its user) and return its output; more
+        than `limit` bytes, or a non-zero exit when `check`, is a DockerError. The output is the
+        visitor's to shape: callers parse it, never trust it."""
+
+        def run() -> bytes:
+            api = self._api()
+            exec_id = api.exec_create(container_id, command, stdout=True, stderr=False)["Id"]
+            chunks, size = [], 0
+            for chunk in api.exec_start(exec_id, stream=True):
+                size += len(chunk)
+                if size > limit:
+                    raise DockerError(f"{command[0]} wrote more than {limit} bytes")
+                chunks.append(chunk)
+            if check:
+                _check_exit(api, exec_id, command[0])
+            return b"".join(chunks)
+
+        return await self._run(f"run {command[0]} in {container_id[:12]}", run)
+
+    async def exec_input(self, container_id: str, command: list[str], data: bytes) -> None:
+        """Run `command` in the running container (as its user) with `data` on its stdin."""
+
+        def run() -> None:
+            api = self._api()
+            exec_id = api.exec_create(
+                container_id, command, stdin=True, stdout=False, stderr=False
+            )["Id"]
+            attached = api.exec_start(exec_id, socket=True)
+            raw = getattr(attached, "_sock", attached)  # docker-py wraps the socket on Unix
+            try:
+                raw.sendall(data)
+                raw.shutdown(socket.SHUT_WR)
+                while raw.recv(65536):  # until the command ends and Docker closes the stream
+                    pass
+            finally:
+                attached.close()
+            _check_exit(api, exec_id, command[0])
+
+        await self._run(f"run {command[0]} in {container_id[:12]}", run)
+
     async def extract(self, image: str, source: str, destination: str, labels: dict) -> None:
         """Copy `source` out of a never-started container of `image` into `destination`.
 
@@ -337,3 +382,15 @@ def _remove(api: docker.APIClient, container_id: str) -> None:
     except docker.errors.APIError as error:
         if error.status_code != 409:  # 409: removal already in progress
             raise DockerError(f"cannot remove container {container_id[:12]}: {error}") from None
+
+
+def _check_exit(api: docker.APIClient, exec_id: str, program: str) -> None:
+    """The exec's exit status, once Docker has it (it lags the stream's end by a moment)."""
+    for _ in range(100):
+        state = api.exec_inspect(exec_id)
+        if not state.get("Running"):
+            if state.get("ExitCode"):
+                raise DockerError(f"{program} exited with status {state['ExitCode']}")
+            return
+        time.sleep(0.02)
+    raise DockerError(f"{program} did not end")

@@ -8,18 +8,21 @@ name, logo, message, links), HTML-escaped by the templates.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import secrets
 import time
+from datetime import UTC, datetime
 from http import HTTPStatus
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
-from orchestrator import __version__, schedule
+from orchestrator import __version__, keep, schedule
 from orchestrator.decisions import client_address
 from orchestrator.docker_backend import DockerError
 from orchestrator.model import Slot, user_path
@@ -31,6 +34,15 @@ RETRY_AFTER_SECONDS = 5
 # (tab closed) holds its place this long at most.
 WAIT_TICKET_SECONDS = 30
 WAIT_COOKIE = "tmpnb_wait"
+# The visitor's resume key (keep.py). Sent only to this service's own paths, never to a notebook
+# (a notebook at /user/... could read it): the workshop link, and the saved-work pages.
+KEEP_COOKIE = "tmpnb_keep"
+KEEP_COOKIE_PATHS = ("/spawn", "/saved")
+# Long enough to outlast a day's notebook plus keep_hours; the server's expiry is what counts.
+KEEP_COOKIE_DAYS = 30
+# What the visitor chose on the "welcome back" page, for their next /spawn (which may wait in line).
+CHOICE_COOKIE = "tmpnb_choice"
+CHOICES = ("continue", "fresh")
 _NO_STORE = "no-store"
 # Inline styles and scripts of our own templates, the logo, nothing from elsewhere.
 _PAGE_POLICY = (
@@ -100,6 +112,28 @@ class BaseHandler(web.RequestHandler):
         if scheme.lower() not in ("token", "bearer"):
             return False
         return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+    def keep_key(self) -> str | None:
+        """The visitor's resume key, when keeping work is on and the cookie holds a well-formed
+        one (a forged one finds nothing: only its digest is looked up)."""
+        key = self.get_cookie(KEEP_COOKIE) if self.pool.saved is not None else None
+        return key if keep.valid_key(key) else None
+
+    async def saved_work(self, key: str | None) -> keep.Saved | None:
+        if key is None or self.pool.saved is None:
+            return None
+        return await asyncio.to_thread(self.pool.saved.lookup, keep.key_digest(key))
+
+    def set_keep_cookie(self, key: str) -> None:
+        """The key, once per path it may be sent to (tornado's set_cookie keeps one per name)."""
+        secure = "https" in (self.request.protocol, self.request.headers.get("X-Forwarded-Proto"))
+        for path in KEEP_COOKIE_PATHS:
+            cookie: SimpleCookie = SimpleCookie()
+            cookie[KEEP_COOKIE] = key
+            morsel = cookie[KEEP_COOKIE]
+            morsel.update({"path": path, "max-age": str(KEEP_COOKIE_DAYS * 86400),
+                           "httponly": True, "samesite": "Lax", "secure": secure})  # fmt: skip
+            self.add_header("Set-Cookie", morsel.OutputString())
 
     def client_address(self) -> str:
         """The visitor's real address behind `trusted_proxy_hops` proxies (see decisions.py)."""
@@ -233,6 +267,14 @@ class SpawnHandler(BaseHandler):
             self.clear_cookie(WAIT_COOKIE, path="/spawn")
             self.redirect(ticket.served_url)  # a second request of a waiter already served
             return
+        key = self.keep_key()
+        choice = self.get_cookie(CHOICE_COOKIE)
+        saved = await self.saved_work(key)
+        if saved is not None and choice not in CHOICES:
+            self._welcome_back(saved)  # continue, download, or start afresh
+            return
+        restore = saved is not None and choice == "continue"
+        key = key or (keep.new_key() if self.pool.saved is not None else None)
         limit = self.config.max_per_address
         if limit and self.pool.in_use_by(address) >= limit:
             self._too_many(429, "limit.html", limit=limit)
@@ -242,7 +284,9 @@ class SpawnHandler(BaseHandler):
         if self.line.may_take(ticket, self.pool.available):
             self.line.claim(ticket)
             try:
-                slot = await self.pool.hand_out(address)
+                slot = await self.pool.hand_out(
+                    address, keep_as=keep.key_digest(key) if key else None
+                )
             except HandOutFailed:
                 self.line.unclaim(ticket)
                 self._retry_soon()
@@ -259,11 +303,27 @@ class SpawnHandler(BaseHandler):
         else:
             path, query = _raw_rest(self.request.path, 1), self.request.query  # after /spawn
         url = _notebook_url(slot, path, query, with_token=True)
+        if restore and key is not None:  # their files are there before they are
+            await self.pool.restore_work(slot, keep.key_digest(key))
         if ticket is not None:
             self.line.serve(ticket, url, time.monotonic())
             self.clear_cookie(WAIT_COOKIE, path="/spawn")
+        if key is not None:
+            self.set_keep_cookie(key)
+        if choice is not None:
+            self.clear_cookie(CHOICE_COOKIE, path="/spawn")
         self.redirect(url)
         self.settings["metrics"].handout_seconds.observe(time.perf_counter() - started)
+
+    def _welcome_back(self, saved: keep.Saved) -> None:
+        self.render(
+            "resume.html",
+            saved=saved,
+            next_url=self.request.uri,
+            kept_until=_moment(saved.saved_at + self.config.keep_hours * 3600),
+            saved_at=_moment(saved.saved_at),
+            size=_size(saved.bytes),
+        )
 
     def _wait(self, ticket: Ticket | None, address: str, now: float) -> None:
         if ticket is None:
@@ -308,6 +368,66 @@ class SpawnHandler(BaseHandler):
         self.set_status(status)
         self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.render(template, **values)
+
+
+def _moment(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if count < 1024 or unit == "MB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return ""  # pragma: no cover
+
+
+class SavedHandler(BaseHandler):
+    """`/saved/...`: the visitor's saved work, found by the resume key in their cookie.
+
+    `GET /saved/status`: {"saved": bool, ...} for the gone page's script; `GET /saved/download`:
+    a zip; `POST /saved/choose` (choice=continue|fresh, next=/spawn/...): remember the choice for
+    that /spawn, then go there. Without a key (or with a forged or expired one) nothing is found:
+    a 404 page, never another visitor's work.
+    """
+
+    async def get(self, action: str) -> None:
+        saved = await self.saved_work(key := self.keep_key())
+        if action == "status":
+            body: dict[str, Any] = {"saved": saved is not None}
+            if saved is not None:
+                body["files"] = len(saved.files)
+                body["kept_until"] = _moment(saved.saved_at + self.config.keep_hours * 3600)
+            self.finish(body)
+            return
+        if action != "download":
+            raise web.HTTPError(404, "There is nothing at this address; check the link.")
+        if saved is None or key is None:
+            raise web.HTTPError(404, "Nothing is saved for this browser (or its time is up).")
+        try:
+            data = await asyncio.to_thread(self.pool.saved.download, keep.key_digest(key))
+        except (keep.KeepError, OSError):  # removed meanwhile (its time was up)
+            raise web.HTTPError(
+                404, "Nothing is saved for this browser (or its time is up)."
+            ) from None
+        self.settings["metrics"].downloaded.inc()
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", 'attachment; filename="my-notebook-work.zip"')
+        self.finish(data)
+
+    def post(self, action: str) -> None:
+        if action != "choose":
+            raise web.HTTPError(405, "That does not work here.")
+        choice = self.get_body_argument("choice", "")
+        next_url = self.get_body_argument("next", "")
+        if choice not in CHOICES:
+            raise web.HTTPError(400, "choice must be continue or fresh")
+        if not (next_url == "/spawn" or next_url.startswith("/spawn/") or
+                next_url.startswith("/spawn?")) or "\\" in next_url:  # fmt: skip
+            raise web.HTTPError(400, "next must be a workshop link of this service (/spawn/...)")
+        self.set_cookie(CHOICE_COOKIE, choice, path="/spawn", max_age=600, httponly=True,
+                        samesite="Lax")  # fmt: skip
+        self.redirect(next_url, status=303)
 
 
 class ApiSpawnHandler(CorsMixin):
@@ -398,7 +518,11 @@ class UserHandler(BaseHandler):
             rest, default_query = _split_uri(self.config.redirect_uri)
             query = _join_queries(default_query, query)
         new_url = "/spawn/" + rest.lstrip("/")
-        self.render("gone.html", new_url=new_url + ("?" + query if query else ""))
+        self.render(
+            "gone.html",
+            new_url=new_url + ("?" + query if query else ""),
+            keeping=self.pool.saved is not None,
+        )
 
     post = put = delete = patch = get
 
@@ -406,7 +530,9 @@ class UserHandler(BaseHandler):
 class RobotsHandler(BaseHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain")
-        self.finish("User-agent: *\nDisallow: /spawn\nDisallow: /user\nDisallow: /api\n")
+        self.finish(
+            "User-agent: *\nDisallow: /spawn\nDisallow: /user\nDisallow: /api\nDisallow: /saved\n"
+        )
 
 
 class NotFoundHandler(BaseHandler):

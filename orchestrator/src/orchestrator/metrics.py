@@ -81,6 +81,21 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        # Visitors' saved work (keep.py).
+        self.kept = Counter(
+            "tmpnb_kept", "Culled notebooks whose visitor's work was saved", registry=r
+        )
+        self.resumed = Counter(
+            "tmpnb_resumed", "Visitors who continued their saved work in a new notebook", registry=r
+        )
+        self.downloaded = Counter("tmpnb_downloaded", "Downloads of saved work", registry=r)
+        self.saved = Gauge("tmpnb_saved", "Visitors whose work is saved", registry=r)
+        self.saved_bytes = Gauge("tmpnb_saved_bytes", "Bytes of saved work", registry=r)
+        self.saved_oldest = Gauge(
+            "tmpnb_saved_oldest_seconds",
+            "Unix time of the oldest save still kept (0: none)",
+            registry=r,
+        )
 
 
 def counter_total(counter: Counter) -> float:

@@ -31,6 +31,9 @@ ROUTE_POOL = "tmpnb_pool"
 ROUTE_STATE = "tmpnb_state"
 ROUTE_CONTAINER = "tmpnb_container"
 ROUTE_HANDED_OUT_AT = "tmpnb_handed_out_at"
+# The SHA-256 of the visitor's resume key (keep.py), so their work is kept at the cull even after
+# a restart; the key itself is only ever in the visitor's cookie.
+ROUTE_KEEP = "tmpnb_keep"
 ROUTE_POOLED = "pooled"
 ROUTE_HANDED_OUT = "handed_out"
 # Written over `handed_out` before a culled container is removed, and removed with the route after
@@ -90,6 +93,7 @@ class Slot:
     busy: bool = False
     answered: bool = True
     removal_reason: str | None = None
+    keep: str | None = None  # the digest of the visitor's resume key: their work is kept under it
 
 
 @dataclass(frozen=True)
@@ -119,3 +123,4 @@ class RouteRecord:
     container_id: str | None = None
     last_activity: datetime | None = None
     handed_out_at: datetime | None = None
+    keep: str | None = None

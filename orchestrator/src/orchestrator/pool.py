@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import math
 import secrets
@@ -25,9 +26,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from orchestrator import backoff, schedule
+from orchestrator import backoff, keep, schedule
 from orchestrator.bookings import Bookings
 from orchestrator.config import Config, size_bytes
 from orchestrator.container_spec import container_spec, visitor_cpu_shares
@@ -50,6 +52,7 @@ from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT,
     ROUTE_HANDED_OUT_AT,
+    ROUTE_KEEP,
     ROUTE_POOLED,
     ROUTE_REMOVING,
     ROUTE_STATE,
@@ -64,6 +67,14 @@ _PATH_ALPHABET = string.ascii_lowercase + string.digits
 # The same proxy and Docker failures every background step handles; anything else is a bug,
 # logged with its traceback, and the loop goes on.
 _EXPECTED = (DockerError, ProxyError)
+
+
+# What a home's listing may take (the listing of keep.MAX_ENTRIES files, with long names).
+LISTING_LIMIT = 8 * 1024**2
+# A file changed within this many seconds before the hand-out counts as the visitor's (the
+# container's clock and ours are the same host's; this covers rounding).
+CLOCK_SLACK_SECONDS = 2
+SWEEP_PERIOD = 60  # seconds between looks for saved work whose time is up
 
 
 class NotReady(Exception):
@@ -109,6 +120,7 @@ class Pool:
         # container after all (a lost answer), this process knows nobody ever had it.
         self._abandoned: set[str] = set()
         self._port_lock = asyncio.Lock()
+        self._keep_locks: dict[str, asyncio.Lock] = {}
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
@@ -117,6 +129,13 @@ class Pool:
             [schedule.parse(item) for item in config.schedule], config.state_dir
         )
         self.boot_rate = schedule.BootRate()
+        # Visitors' work kept at the cull (keep.py), under state_dir; None: nothing is kept.
+        self.saved: keep.SavedWork | None = None
+        if config.state_dir and config.keep_hours > 0:
+            self.saved = keep.SavedWork(
+                Path(config.state_dir) / "saved", config.keep_max_mb * 1024**2,
+                config.keep_hours * 3600,
+            )  # fmt: skip
         self._capacity = config.pool_size
         self.metrics.capacity.set(self._capacity)
 
@@ -168,8 +187,15 @@ class Pool:
         """Adopt what a previous run left, then keep the pool full, healthy and culled.
 
         `periodic=False` leaves reconcile and cull to the caller (unit tests drive them)."""
+        if self.config.state_dir:  # with the feature off, saved work is removed
+            store = self.saved or keep.SavedWork(Path(self.config.state_dir) / "saved", 0, 0)
+            await asyncio.to_thread(store.prepare)
         await self._guarded("reconcile", self.reconcile_once)
         self._loops = [asyncio.create_task(self._refill_loop(), name="refill")]
+        if periodic and self.saved is not None:
+            self._loops.append(
+                asyncio.create_task(self._every(SWEEP_PERIOD, self.sweep_saved), name="sweep")
+            )
         if periodic:
             self._loops += [
                 asyncio.create_task(
@@ -202,8 +228,10 @@ class Pool:
     def in_use_by(self, address: str) -> int:
         return in_use_by(self.slots.values(), address)
 
-    async def hand_out(self, client: str | None = None) -> Slot | None:
+    async def hand_out(self, client: str | None = None, keep_as: str | None = None) -> Slot | None:
         """A ready container for one visitor (at address `client`), or None when none is ready.
+        `keep_as`: the digest of the visitor's resume key, under which their work is kept when
+        the notebook is culled.
 
         The hand-out is written into the container's route before the visitor is redirected, so
         it survives a restart of the orchestrator (see model.py). If the proxy does not take it,
@@ -215,13 +243,13 @@ class Pool:
             slot = self.slots.get(path_id)
             if slot is None or not step(slot, Step.CLAIM):
                 continue
-            slot.client = client
+            slot.client, slot.keep = client, keep_as
             slot.handed_out_at, slot.handed_out_mono = self.clock(), self.monotonic()
             self._update_gauges()
             try:
                 await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
             except BaseException as error:
-                slot.client = slot.handed_out_at = slot.handed_out_mono = None
+                slot.client = slot.handed_out_at = slot.handed_out_mono = slot.keep = None
                 if step(slot, Step.RELEASED):
                     self._ready.appendleft(path_id)
                 self._update_gauges()
@@ -389,6 +417,8 @@ class Pool:
                 self._error("mark_removing", error, path=slot.path_id)
         if not slot.container_id:
             self._abandoned.add(slot.path_id)
+        if reason == "culled":
+            await self._keep_work(slot)
         if slot.container_id:
             delays = backoff.delays(first=0.5, cap=30.0)
             while True:
@@ -411,6 +441,92 @@ class Pool:
         )
         self._update_gauges()
         self._wake_refill.set()
+
+    # ----- visitors' work (keep.py) -----
+
+    async def _keep_work(self, slot: Slot) -> None:
+        """Save what the visitor made in their home, before their culled notebook goes. Any
+        failure is logged and counted, and the removal goes on: a notebook is never kept alive
+        by a save that cannot be done."""
+        store = self.saved
+        if store is None or not slot.keep or not slot.container_id or slot.handed_out_at is None:
+            return
+        container_id = slot.container_id
+        started = self.monotonic()
+        since = slot.handed_out_at.timestamp() - CLOCK_SLACK_SECONDS
+        # One save per key at a time: a visitor's two notebooks culled together merge, in turn,
+        # into the same saved work (else the second save would not see the first's files).
+        lock = self._keep_locks.setdefault(slot.keep, asyncio.Lock())
+        try:
+            async with lock:
+                saved = await self._save_work(store, slot.keep, slot.path_id, container_id, since)
+        except (DockerError, keep.KeepError, OSError) as error:
+            self._error("keep", error, path=slot.path_id)
+            return
+        finally:
+            if not lock.locked():
+                self._keep_locks.pop(slot.keep, None)
+        self.metrics.kept.inc()
+        log_event(
+            "kept", pool=self.pool_name, path=slot.path_id, files=len(saved.files),
+            bytes=saved.bytes, skipped=len(saved.skipped),
+            seconds=f"{self.monotonic() - started:.2f}",
+        )  # fmt: skip
+
+    async def _save_work(
+        self, store: keep.SavedWork, digest: str, path_id: str, container_id: str, since: float
+    ) -> keep.Saved:
+        """List the home, choose (keep.plan_keep), fetch those files, store them."""
+        home = self.config.home_dir
+        listing = await self.docker.exec_output(
+            container_id, keep.listing_command(home), LISTING_LIMIT
+        )
+        before = await asyncio.to_thread(store.lookup, digest)
+        plan = keep.plan_keep(
+            keep.parse_listing(listing), since, store.cap_bytes, before.files if before else {}
+        )
+        archive = b""
+        if plan.take:
+            names = [entry.name for entry in plan.take]
+            archive = await self.docker.exec_output(
+                container_id, keep.archive_command(home, names), keep.archive_limit(plan),
+                check=False,
+            )  # fmt: skip
+        return await asyncio.to_thread(
+            store.save, digest, path_id, plan, io.BytesIO(archive) if archive else None
+        )
+
+    async def restore_work(self, slot: Slot, key_digest: str) -> bool:
+        """Unpack the visitor's saved work into the notebook just handed to them (before their
+        redirect). False, logged, when it could not be done: they still get the notebook, and the
+        work stays saved (to download, or to try again)."""
+        store = self.saved
+        if store is None or not slot.container_id:
+            return False
+        try:
+            archive = await asyncio.to_thread(store.restore_archive, key_digest)
+            await self.docker.exec_input(
+                slot.container_id, ["tar", "-C", self.config.home_dir, "--extract", "--file=-"],
+                archive,
+            )  # fmt: skip
+        except (DockerError, keep.KeepError, OSError) as error:
+            self._error("restore", error, path=slot.path_id)
+            return False
+        self.metrics.resumed.inc()
+        log_event("resumed", pool=self.pool_name, path=slot.path_id, bytes=len(archive))
+        return True
+
+    async def sweep_saved(self) -> None:
+        """Remove saved work whose time is up, and publish what is kept."""
+        if self.saved is None:
+            return
+        removed = await asyncio.to_thread(self.saved.sweep)
+        if removed:
+            log_event("saved-expired", pool=self.pool_name, count=removed)
+        count, size, oldest = await asyncio.to_thread(self.saved.stats)
+        self.metrics.saved.set(count)
+        self.metrics.saved_bytes.set(size)
+        self.metrics.saved_oldest.set(oldest or 0)
 
     # ----- healing -----
 
@@ -530,6 +646,7 @@ class Pool:
             target=record.target,
             handed_out_at=handed_out_at,
             image_id=record.image_id,
+            keep=adoption.keep if in_use else None,
         )
         if handed_out_at is not None:
             slot.handed_out_mono = observed_at(handed_out_at, now_wall, now_mono, -math.inf)
@@ -623,6 +740,8 @@ class Pool:
         if slot.handed_out_at is not None:
             data[ROUTE_STATE] = ROUTE_HANDED_OUT
             data[ROUTE_HANDED_OUT_AT] = isoformat(slot.handed_out_at)
+            if slot.keep:
+                data[ROUTE_KEEP] = slot.keep
         if state is not None:
             data[ROUTE_STATE] = state
         return data

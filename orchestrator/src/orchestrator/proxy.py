@@ -26,6 +26,7 @@ from orchestrator.events import log_event
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT_AT,
+    ROUTE_KEEP,
     ROUTE_MARKER,
     ROUTE_POOL,
     ROUTE_STATE,
@@ -113,6 +114,7 @@ class ProxyClient:
                 container_id=data.get(ROUTE_CONTAINER),
                 last_activity=parse_time(data.get("last_activity")),
                 handed_out_at=parse_time(data.get(ROUTE_HANDED_OUT_AT)),
+                keep=data.get(ROUTE_KEEP) if isinstance(data.get(ROUTE_KEEP), str) else None,
             )
         return routes
 

@@ -10,7 +10,9 @@ number of times, so concurrent tasks interleave differently on every schedule.
 from __future__ import annotations
 
 import asyncio
+import io
 import random
+import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from orchestrator.model import (
     LABEL_PATH,
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT_AT,
+    ROUTE_KEEP,
     ROUTE_MARKER,
     ROUTE_POOL,
     ROUTE_STATE,
@@ -98,6 +101,8 @@ class FakeContainer:
     image_id: str = ""
     running: bool = True
     cpu_shares: int | None = None
+    # The visitor's home: name -> (content, mtime as Unix time); what `find` and `tar` see.
+    home: dict[str, tuple[bytes, float]] = field(default_factory=dict)
 
 
 class FakeDocker:
@@ -186,6 +191,49 @@ class FakeDocker:
         self.containers.pop(container_id, None)
         self._done(outcome, "remove")
 
+    async def exec_output(
+        self, container_id: str, command: list[str], limit: int, *, check: bool = True
+    ) -> bytes:
+        """`find` (keep.listing_command) and `tar --create` (keep.archive_command) over the
+        container's home."""
+        outcome = await self._call("exec_output")
+        container = self.containers.get(container_id)
+        if container is None or not container.running:
+            raise DockerError(f"container {container_id[:12]} is not running")
+        if command[0] == "find":
+            output = b"".join(
+                f"f {len(data)} {mtime:.6f} {name}".encode() + b"\0"
+                for name, (data, mtime) in container.home.items()
+            )
+        else:
+            names = command[command.index("--") + 1 :]
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for name in names:
+                    if name in container.home:
+                        data, mtime = container.home[name]
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mtime = len(data), mtime
+                        tar.addfile(info, io.BytesIO(data))
+            output = buffer.getvalue()
+        if len(output) > limit:
+            raise DockerError(f"{command[0]} wrote more than {limit} bytes")
+        self._done(outcome, "exec_output")
+        return output
+
+    async def exec_input(self, container_id: str, command: list[str], data: bytes) -> None:
+        """`tar --extract` into the container's home."""
+        outcome = await self._call("exec_input")
+        container = self.containers.get(container_id)
+        if container is None or not container.running:
+            raise DockerError(f"container {container_id[:12]} is not running")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar:
+                source = tar.extractfile(member)
+                if source is not None:
+                    container.home[member.name] = (source.read(), member.mtime)
+        self._done(outcome, "exec_input")
+
     def running(self) -> dict[str, FakeContainer]:
         return {cid: c for cid, c in self.containers.items() if c.running}
 
@@ -260,6 +308,7 @@ class FakeProxy:
                 container_id=data.get(ROUTE_CONTAINER),
                 last_activity=self.last_activity.get(path_id),
                 handed_out_at=parse_time(data.get(ROUTE_HANDED_OUT_AT)),
+                keep=data.get(ROUTE_KEEP),
             )
         return routes
 

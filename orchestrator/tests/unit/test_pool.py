@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
 from orchestrator.pool import HandOutFailed, Pool
 
-from orchestrator import schedule
+from orchestrator import keep, schedule
 
 
 def check_safety(pool: Pool, world: World) -> None:
@@ -62,9 +62,14 @@ def check_settled(pool: Pool, world: World, exact: bool = True) -> None:
         assert routes[path_id].target == slot.target
 
 
+# Three browsers come and go all day, so work kept under one key is merged across notebooks.
+KEYS = [keep.key_digest(keep.new_key()) for _ in range(3)]
+
+
 async def visit(pool: Pool, world: World) -> None:
+    digest = world.faults.rng.choice(KEYS)
     try:
-        slot = await pool.hand_out("198.51.100.7")
+        slot = await pool.hand_out("198.51.100.7", keep_as=digest)
     except HandOutFailed:
         return
     if slot is None:
@@ -72,6 +77,26 @@ async def visit(pool: Pool, world: World) -> None:
     route = world.proxy.table[f"/user/{slot.path_id}"]
     assert route[ROUTE_STATE] == ROUTE_HANDED_OUT, "redirected before the hand-out was recorded"
     world.handed.append(slot.container_id)
+    # The visitor writes a file, after the hand-out: theirs to keep.
+    written = world.clock.wall().timestamp() + 1
+    world.docker.containers[slot.container_id].home[f"work-{slot.path_id}.txt"] = (b"x", written)
+
+
+def work_in_use(pool: Pool, world: World) -> dict[str, set[str]]:
+    """The files of every notebook in use, by the key its work is kept under."""
+    work: dict[str, set[str]] = {}
+    for slot in pool.slots.values():
+        container = world.docker.containers.get(slot.container_id or "")
+        if slot.state is SlotState.IN_USE and slot.keep and container is not None:
+            work.setdefault(slot.keep, set()).update(container.home)
+    return work
+
+
+def check_kept(pool: Pool, work: dict[str, set[str]]) -> None:
+    """Every file of the notebooks culled (without faults) is in its visitor's saved work."""
+    for digest, names in work.items():
+        saved = pool.saved.lookup(digest)
+        assert saved is not None and names <= set(saved.files), f"work lost: {names}"
 
 
 ACTIONS = st.sampled_from(
@@ -129,10 +154,12 @@ async def run_schedule(actions: list[str], seed: int, rate: float, state_dir: st
         faults.active = False
         await settle(pool, world)
         check_settled(pool, world, exact=False)
+        work = work_in_use(pool, world)
         world.clock.advance(700)  # the day ends: everyone left is idle past cull_timeout
         await pool._guarded("cull", pool.cull_once)
         await settle(pool, world)
         check_settled(pool, world)
+        check_kept(pool, work)
     finally:
         await pool.stop()
 
