@@ -15,12 +15,13 @@ The page is rendered on the server and reloads itself; it needs no script and no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tornado import web
@@ -123,6 +124,60 @@ def notebook_rows(
         )
     rows.sort(key=lambda row: row.idle, reverse=True)
     return rows
+
+
+@dataclass(frozen=True)
+class SavedSummary:
+    """The saved-work section: what the store holds, and its use in the last hour."""
+
+    count: int
+    bytes: int
+    oldest_at: datetime | None
+    cap_bytes: int
+    keep_hours: float
+    resumed: int
+    downloaded: int
+
+    @property
+    def size(self) -> str:
+        return f"{self.bytes / 1024**2:.1f} MB"
+
+    @property
+    def cap(self) -> str:
+        return f"{self.cap_bytes / 1024**2:.0f} MB"
+
+    @property
+    def hours(self) -> str:
+        return f"{self.keep_hours:g}"
+
+    @property
+    def oldest(self) -> str:
+        return self.oldest_at.strftime("%H:%M UTC") if self.oldest_at else "none"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "bytes": self.bytes,
+            "oldest": self.oldest_at.isoformat() if self.oldest_at else None,
+            "resumed_last_hour": self.resumed,
+            "downloaded_last_hour": self.downloaded,
+        }
+
+
+async def saved_summary(pool: Any, timeline: Timeline, now: datetime) -> SavedSummary | None:
+    if pool.saved is None:
+        return None
+    count, size, oldest = await asyncio.to_thread(pool.saved.stats)
+    series = {item.name: item for item in timeline.series(["resumed", "downloaded"])}
+    return SavedSummary(
+        count=count,
+        bytes=size,
+        oldest_at=datetime.fromtimestamp(oldest, UTC) if oldest else None,
+        cap_bytes=pool.saved.cap_bytes,
+        keep_hours=pool.config.keep_hours,
+        resumed=series["resumed"].total,
+        downloaded=series["downloaded"].total,
+    )
 
 
 def short_image_id(image_id: str | None) -> str:
@@ -229,12 +284,15 @@ class AdminOverviewPage(AdminPage):
         except ProxyError:
             proxy_answered = False  # still show what is known; say the proxy is down
         counts = pool_counts(pool.slots, pool.capacity)
+        saved = await saved_summary(pool, timeline, now)
         rows = notebook_rows(pool.slots, pool.monotonic(), config.cull_timeout, config.cull_max)
         series = {item.name: item for item in timeline.series()}
         # app.py ties this gauge to the public app's waiting line.
         waiting = int(self.settings["metrics"].registry.get_sample_value("tmpnb_waiting") or 0)
         if self.as_json:
-            self.finish(_as_json(counts, waiting, rows, series, now, proxy_answered))
+            body = _as_json(counts, waiting, rows, series, now, proxy_answered)
+            body["saved_work"] = None if saved is None else saved.as_json()
+            self.finish(body)
             return
         self.render(
             "admin.html",
@@ -249,6 +307,7 @@ class AdminOverviewPage(AdminPage):
             now=now,
             proxy_answered=proxy_answered,
             pool_name=pool.pool_name,
+            saved=saved,
             image=config.image,
             current_image=short_image_id(pool.image_id),
             version=__version__,

@@ -145,6 +145,8 @@ class Timeline:
             "full": lambda: counter_total(metrics.full),
             "culled": lambda: counter_total(metrics.culled),
             "errors": lambda: counter_total(metrics.errors),
+            "resumed": lambda: counter_total(metrics.resumed),
+            "downloaded": lambda: counter_total(metrics.downloaded),
         }
         return cls(sources, now)
 

@@ -194,7 +194,10 @@ class Pool:
         self._loops = [asyncio.create_task(self._refill_loop(), name="refill")]
         if periodic and self.saved is not None:
             self._loops.append(
-                asyncio.create_task(self._every(SWEEP_PERIOD, self.sweep_saved), name="sweep")
+                asyncio.create_task(
+                    self._every(min(SWEEP_PERIOD, self.saved.keep_seconds / 4), self.sweep_saved),
+                    name="sweep",
+                )
             )
         if periodic:
             self._loops += [

@@ -128,7 +128,14 @@ def test_timeline_of_the_metrics_sums_every_label():
     metrics.handed_out.inc()
     timeline.sample(NOW)
     totals = {series.name: series.total for series in timeline.series()}
-    assert totals == {"handed_out": 1, "full": 0, "culled": 2, "errors": 4}
+    assert totals == {
+        "handed_out": 1,
+        "full": 0,
+        "culled": 2,
+        "errors": 4,
+        "resumed": 0,
+        "downloaded": 0,
+    }
 
 
 def test_bar_chart_has_a_bar_and_a_tooltip_per_busy_minute():

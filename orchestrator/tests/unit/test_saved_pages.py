@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 from urllib.parse import urlencode
 
+from orchestrator.app import make_admin_app
 from orchestrator.handlers import CHOICE_COOKIE, KEEP_COOKIE
 from test_handlers import Service
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from orchestrator import keep
 
@@ -181,5 +185,34 @@ def test_with_keeping_off_no_key_is_given_and_the_pages_say_nothing_is_saved(tmp
             assert not [h for h in cookies_set(response) if h.startswith(KEEP_COOKIE)]
             status = await service.get("/saved/status")
             assert b'"saved": false' in status.body
+
+    run(scenario())
+
+
+def test_the_admin_page_shows_what_is_kept_and_its_use(tmp_path):
+    async def scenario():
+        async with Service(pool_size=1, state_dir=str(tmp_path), keep_hours=2) as service:
+            # The admin app starts with the service: its timeline counts from then.
+            admin = make_admin_app(
+                service.world.config, service.pool, service.app.settings["metrics"]
+            )
+            key, _ = await visit_and_leave(service, {"a.txt": b"abc"})
+            download = await service.get(
+                "/saved/download", headers=cookie_header((KEEP_COOKIE, key))
+            )
+            assert download.code == 200
+            sockets = bind_sockets(0, "127.0.0.1")
+            server = HTTPServer(admin)
+            server.add_sockets(sockets)
+            port = sockets[0].getsockname()[1]
+            try:
+                overview = await service.http.fetch(f"http://127.0.0.1:{port}/api/overview")
+                body = json.loads(overview.body)["saved_work"]
+                assert (body["count"], body["bytes"], body["downloaded_last_hour"]) == (1, 3, 1)
+                page = (await service.http.fetch(f"http://127.0.0.1:{port}/admin/")).body.decode()
+                assert '<div class="number" id="saved-count"><b>1</b>' in page
+                assert "kept 2 h" in page
+            finally:
+                server.stop()
 
     run(scenario())
