@@ -85,6 +85,7 @@ def service(tmp_path_factory, docker_client) -> Iterator[Stack]:
                 "cull_period": 2,
                 "cull_timeout": CULL_TIMEOUT,
                 "logo": str(logo),
+                "state_dir": str(workdir / "state"),  # visitors' work is kept there
                 **THEME,
             },
         )

@@ -194,6 +194,56 @@ def test_a_notebook_that_is_gone_offers_a_new_one(service, browser, screenshot):
     screenshot("gone")
 
 
+def test_a_returning_visitor_continues_with_their_saved_file(
+    service, browser, docker_client, screenshot
+):
+    browser.get(f"{service.proxy.url}/spawn/tree")
+    wait_until(browser, seen.url_contains("/tree"), "the notebook's file browser")
+    old_url = browser.current_url.split("?", 1)[0]
+    path_id = old_url.split("/user/", 1)[1].split("/", 1)[0]
+    (container,) = docker_client.containers.list(filters={"label": f"tmpnb.path={path_id}"})
+    token = next(
+        item.split("=", 1)[1]
+        for item in container.attrs["Config"]["Env"]
+        if item.startswith("JUPYTER_TOKEN=")
+    )
+    written = requests.put(
+        f"{service.proxy.url}/user/{path_id}/api/contents/kept-by-browser.txt",
+        headers={"Authorization": f"token {token}"},
+        json={"type": "file", "format": "text", "content": "still here"},
+        timeout=30,
+    )
+    assert written.status_code == 201
+    kept_before = service.log_text().count("event=kept")
+    browser.get("about:blank")  # the visitor leaves; idle, the notebook is culled and kept
+    wait_until(
+        browser,
+        lambda _: service.log_text().count("event=kept") > kept_before,
+        "the culled notebook's work to be kept",
+        timeout=PAGE_TIMEOUT,
+    )
+
+    # Back at the old address: the gone page offers this browser its work.
+    service.wait_available(1)
+    browser.get(old_url)
+    button = wait_until(
+        browser,
+        seen.element_to_be_clickable((By.XPATH, "//button[.='Continue where you left off']")),
+        "the gone page's offer to continue",
+    )
+    assert browser.find_element(By.LINK_TEXT, "Download my work").is_displayed()
+    screenshot("gone-with-saved-work")
+    button.click()
+    wait_until(browser, seen.url_contains("/tree"), "a new notebook's file browser")
+    assert f"/user/{path_id}/" not in browser.current_url
+    wait_until(
+        browser,
+        seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".jp-DirListing"), "kept-by-browser"),
+        "the saved file in the new notebook",
+    )
+    screenshot("continued")
+
+
 def take_every_notebook(service) -> list[tuple[str, str]]:
     """Take the ready notebooks, as a room of participants would, and return each one's base URL
     and token. Only ready ones are asked for: a request that found none would join the line."""
