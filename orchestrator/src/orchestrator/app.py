@@ -218,6 +218,22 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
         server.stop()  # accept no more; under systemd, new connections wait for the next start
     await _finish_requests(servers)
     await pool.stop()  # containers stay for the next start to adopt
+    if pool.saved is not None and await system_stopping():
+        await pool.keep_all()  # they will not survive the shutdown: keep the visitors' work
+
+
+async def system_stopping() -> bool:
+    """True when the whole machine is shutting down (systemd says `stopping`), not when only
+    this service restarts (an upgrade: its notebooks live on, and are adopted)."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "systemctl", "is-system-running",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 5)
+    except (OSError, TimeoutError):
+        return False
+    return output.strip() == b"stopping"
 
 
 async def _finish_requests(servers: list[HTTPServer]) -> None:

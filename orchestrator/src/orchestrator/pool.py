@@ -47,7 +47,7 @@ from orchestrator.decisions import (
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
 from orchestrator.lifecycle import HOLDS_A_CONTAINER, Step, step
-from orchestrator.metrics import Metrics
+from orchestrator.metrics import Metrics, counter_total
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT,
@@ -74,6 +74,10 @@ LISTING_LIMIT = 8 * 1024**2
 # A file changed within this many seconds before the hand-out counts as the visitor's (the
 # container's clock and ours are the same host's; this covers rounding).
 CLOCK_SLACK_SECONDS = 2
+# What a clean shutdown of the node may spend saving the work of the notebooks in use: with the
+# requests' drain (app.DRAIN_SECONDS), within the unit's TimeoutStopSec (30 s). A room of 50 takes
+# a few seconds (two short execs and a write each, four at a time).
+KEEP_ALL_SECONDS = 15
 SWEEP_PERIOD = 60  # seconds between looks for saved work whose time is up
 
 
@@ -498,6 +502,26 @@ class Pool:
         return await asyncio.to_thread(
             store.save, digest, path_id, plan, io.BytesIO(archive) if archive else None
         )
+
+    async def keep_all(self) -> int:
+        """Save the work of every notebook in use, and leave the notebooks as they are: the node
+        is shutting down, and its containers will not come back (app.py calls this after stop(),
+        so nothing else acts on a slot meanwhile). Returns how many were saved in time."""
+        in_use = [s for s in self.slots.values() if s.state is SlotState.IN_USE and s.keep]
+        before = counter_total(self.metrics.kept)
+        limit = asyncio.Semaphore(4)
+
+        async def save(slot: Slot) -> None:
+            async with limit:
+                await self._keep_work(slot)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(save(slot) for slot in in_use)), KEEP_ALL_SECONDS
+            )
+        saved = round(counter_total(self.metrics.kept) - before)
+        log_event("kept-at-shutdown", pool=self.pool_name, in_use=len(in_use), saved=saved)
+        return saved
 
     async def restore_work(self, slot: Slot, key_digest: str) -> bool:
         """Unpack the visitor's saved work into the notebook just handed to them (before their

@@ -558,3 +558,21 @@ def test_visitors_weigh_more_than_the_pool_on_the_cpu_and_a_refused_update_keeps
         await pool.stop()
 
     run(scenario())
+
+
+def test_a_clean_shutdown_keeps_the_work_of_every_notebook_in_use(tmp_path):
+    async def scenario():
+        world, pool = await started_world(pool_size=3, state_dir=str(tmp_path))
+        keys = KEYS[:2]
+        slots = [await pool.hand_out("198.51.100.7", keep_as=digest) for digest in keys]
+        later = world.clock.wall().timestamp() + 5
+        for number, slot in enumerate(slots):
+            world.docker.containers[slot.container_id].home[f"mine-{number}.txt"] = (b"x", later)
+        await pool.stop()
+        assert await pool.keep_all() == 2
+        for number, digest in enumerate(keys):
+            assert pool.saved.lookup(digest).files == {f"mine-{number}.txt": 1}
+        # Saved, not removed: the machine's shutdown takes the containers, not the orchestrator.
+        assert {slot.container_id for slot in slots} <= set(world.docker.containers)
+
+    run(scenario())
