@@ -370,6 +370,14 @@ class SpawnHandler(BaseHandler):
         self.render(template, **values)
 
 
+def _workshop_link(url: str) -> bool:
+    """A /spawn link of this service, fit for a Location header (no open redirect, no header
+    injection)."""
+    if any(ord(char) < 33 or ord(char) == 127 or char == "\\" for char in url):
+        return False
+    return url == "/spawn" or url.startswith(("/spawn/", "/spawn?"))
+
+
 def _moment(unix_time: float) -> str:
     return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -422,8 +430,7 @@ class SavedHandler(BaseHandler):
         next_url = self.get_body_argument("next", "")
         if choice not in CHOICES:
             raise web.HTTPError(400, "choice must be continue or fresh")
-        if not (next_url == "/spawn" or next_url.startswith("/spawn/") or
-                next_url.startswith("/spawn?")) or "\\" in next_url:  # fmt: skip
+        if not _workshop_link(next_url):
             raise web.HTTPError(400, "next must be a workshop link of this service (/spawn/...)")
         self.set_cookie(CHOICE_COOKIE, choice, path="/spawn", max_age=600, httponly=True,
                         samesite="Lax")  # fmt: skip

@@ -166,6 +166,8 @@ def test_nonsense_choices_get_a_clear_400(tmp_path):
                 ({"choice": "continue", "next": "https://evil.example/"}, b"next must be"),
                 ({"choice": "continue", "next": "//evil.example/spawn"}, b"next must be"),
                 ({"choice": "continue", "next": "/spawnx"}, b"next must be"),
+                ({"choice": "continue", "next": "/spawn/x\r\nSet-Cookie: a=b"}, b"next must be"),
+                ({"choice": "continue", "next": "/spawn/\\evil.example"}, b"next must be"),
                 ({"choice": "delete-everything", "next": "/spawn/"}, b"choice must be"),
                 ({"next": "/spawn/"}, b"choice must be"),
             ]:
