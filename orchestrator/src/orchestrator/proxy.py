@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -79,19 +78,14 @@ class ProxyClient:
     async def delete_route(self, path_id: str) -> None:
         await self._request("DELETE", self._route_url(path_id), ok_statuses=(404,))
 
-    async def routes(self, inactive_since: datetime | None = None) -> dict[str, RouteRecord]:
-        """This pool's routes by path id (`inactive_since` filters in the proxy)."""
-        return (await self.listing(inactive_since))[0]
+    async def routes(self) -> dict[str, RouteRecord]:
+        """This pool's routes by path id."""
+        return (await self.listing())[0]
 
-    async def listing(
-        self, inactive_since: datetime | None = None
-    ) -> tuple[dict[str, RouteRecord], bool]:
+    async def listing(self) -> tuple[dict[str, RouteRecord], bool]:
         """This pool's routes, and whether the proxy still holds the pool's marker route (so it
         has lost no route since `mark_routes_kept`)."""
-        url = "/api/routes"
-        if inactive_since is not None:
-            url += "?inactive_since=" + quote(inactive_since.isoformat())
-        raw = json.loads(await self._request("GET", url) or b"{}")
+        raw = json.loads(await self._request("GET", "/api/routes") or b"{}")
         kept = raw.get(marker_path(self.pool_name), {}).get(ROUTE_MARKER) == self.pool_name
         return self._pool_routes(raw), kept
 

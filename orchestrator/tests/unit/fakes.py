@@ -275,12 +275,10 @@ class FakeProxy:
         self.table.pop(f"/user/{path_id}", None)
         self._done(outcome, "delete_route")
 
-    async def routes(self, inactive_since: datetime | None = None) -> dict[str, RouteRecord]:
+    async def routes(self) -> dict[str, RouteRecord]:
         return (await self.listing())[0]
 
-    async def listing(
-        self, inactive_since: datetime | None = None
-    ) -> tuple[dict[str, RouteRecord], bool]:
+    async def listing(self) -> tuple[dict[str, RouteRecord], bool]:
         outcome = await self._call("listing")
         self._done(outcome, "listing")
         kept = self.table.get(self.marker, {}).get(ROUTE_MARKER) == self.pool_name
