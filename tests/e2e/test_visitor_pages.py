@@ -167,6 +167,28 @@ def test_the_workshop_link_opens_a_notebook_that_runs_code(service, browser, scr
     screenshot("cell-output")
 
 
+def no_dialog(browser) -> None:
+    """Fail at once when the page asks the visitor anything (a kernel to pick, news to allow)."""
+    for dialog in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog, .Toastify__toast"):
+        raise AssertionError(f"the visitor was asked: {dialog.text!r}")
+
+
+def test_the_deep_link_runs_its_first_cell_without_any_dialog(service, browser, screenshot):
+    """The notebook names its kernel: Notebook 7 starts it (a warm one) without asking."""
+    service.wait_available(1)
+    browser.get(f"{service.proxy.url}/spawn/notebooks/workshop/python.ipynb")
+
+    def idle_without_asking(browser) -> bool:
+        no_dialog(browser)
+        return bool(browser.find_elements(By.CSS_SELECTOR, KERNEL_IDLE))
+
+    wait_until(browser, idle_without_asking, "the kernel, idle, with no dialog on the way")
+    wait_until(browser, TypedIntoFirstCell("5*4"), "the first cell to take the code")
+    output = OutputOfFirstCell("20")
+    wait_until(browser, lambda b: no_dialog(b) or output(b), "the cell's output 20, no dialog")
+    screenshot("no-dialog")
+
+
 def test_the_lab_link_opens_jupyterlab(service, browser, screenshot):
     browser.get(f"{service.proxy.url}/spawn/lab")
     wait_until(browser, seen.url_contains("/lab"), "the JupyterLab URL")
@@ -180,6 +202,19 @@ def test_the_lab_link_opens_jupyterlab(service, browser, screenshot):
         seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".jp-DirListing"), "workshop"),
         "the workshop material in JupyterLab",
     )
+    # No news question: the image's settings turn it off (asked of Lab itself, not inferred from
+    # a pop-up's absence), and nothing is asking now that the file browser is up.
+    news = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(location.pathname.split('/lab')[0] +"
+        " '/lab/api/settings/@jupyterlab/apputils-extension:notification')"
+        ".then((answer) => answer.json()).then(done)"
+        ".catch((error) => done({error: String(error)}));"
+    )
+    # The image's overrides set the default; the visitor has no setting of their own.
+    assert news["schema"]["properties"]["fetchNews"]["default"] == "false", news
+    assert news["settings"].get("fetchNews", "false") == "false", news
+    no_dialog(browser)
     screenshot("lab")
 
 
