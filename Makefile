@@ -36,9 +36,10 @@ images-full: host-deps venv ## Build the full workshop image: Python, R and Octa
 	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
 
 .PHONY: lint
-lint: venv ## ruff, yamllint and ansible-lint (production profile).
+lint: venv ## ruff, mypy (strict, the orchestrator), yamllint and ansible-lint (production profile).
 	ruff check .
 	ruff format --check .
+	cd orchestrator && mypy
 	yamllint --strict .
 	ansible-lint
 

@@ -241,7 +241,8 @@ class AdminPage(BaseHandler):
 
     @property
     def admin_token(self) -> str | None:
-        return self.settings["admin_token"]
+        token: str | None = self.settings["admin_token"]
+        return token
 
     def is_admin(self) -> bool:
         if not self.admin_token:

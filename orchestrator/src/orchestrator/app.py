@@ -174,7 +174,7 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
     metrics.info.info({"version": __version__, "pool": pool_name, "image": config.image})
     pool = Pool(config, docker, proxy, metrics, notebook_user=notebook_user)
     if config.static_files:
-        await _extract_static_files(config, docker)
+        await _extract_static_files(config, docker, config.static_files)
     await pool.start()
     public_app = make_public_app(config, pool, metrics)
     admin_app = make_admin_app(config, pool, metrics)
@@ -247,11 +247,11 @@ async def _finish_requests(servers: list[HTTPServer]) -> None:
         log_event("warning", logging.WARNING, what=f"requests still open after {DRAIN_SECONDS}s")
 
 
-async def _extract_static_files(config: Config, docker: DockerBackend) -> None:
+async def _extract_static_files(config: Config, docker: DockerBackend, source: str) -> None:
     try:
         await docker.extract(
             config.image,
-            config.static_files,
+            source,
             config.static_dump_path,
             {LABEL_POOL: config.effective_pool_name},
         )

@@ -14,8 +14,10 @@ import os
 import re
 import shlex
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,348 +213,278 @@ def _links(values: list[str]) -> str | None:
 _SIZE = r"[0-9]+[bkmgBKMG]?"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 
-OPTIONS: tuple[Option, ...] = (
+
+def option(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
+    """One field of Config as an option: its default, its --help text, and its check (which
+    returns what the option accepts when a value is wrong, else None)."""
+    metadata = {"help": help, "check": check}
+    if isinstance(default, list):
+        items = tuple(default)
+        return field(default_factory=lambda: list(items), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option, typed, with its default, help and check: the one table of the options
+    (OPTIONS below is read from it). Built once by parse(), validated, frozen."""
+
     # --- tmpnb's README, same names and defaults ---
-    Option(
-        "allow_origin",
-        str,
-        None,
-        "Set the Access-Control-Allow-Origin header. Use '*' to allow any origin.",
-    ),
-    Option(
-        "command",
-        str,
+    allow_origin: str | None = option(
+        None, "Set the Access-Control-Allow-Origin header. Use '*' to allow any origin."
+    )
+    command: str = option(
         DEFAULT_COMMAND,
         "Command to run when booting the image; {base_path}, {port}, {ip}, {token} are replaced",
         _command,
-    ),
-    Option(
-        "container_ip",
-        str,
-        "127.0.0.1",
-        "IP address for containers to bind to (host_network mode only)",
-    ),
-    Option("container_port", int, 8888, "Port for containers to bind to", _port),
-    Option("cpu_shares", int, None, "Limit CPU shares, per container", _at_least(2)),
-    Option(
-        "warm_max_age",
-        float,
+    )
+    container_ip: str = option(
+        "127.0.0.1", "IP address for containers to bind to (host_network mode only)"
+    )
+    container_port: int = option(8888, "Port for containers to bind to", _port)
+    cpu_shares: int | None = option(None, "Limit CPU shares, per container", _at_least(2))
+    warm_max_age: float = option(
         43200,
         "Age (s) after which a notebook nobody took is replaced by a fresh one, a few per cull "
         "pass, so a pool started days ahead is fresh; 0 disables",
         _at_least(0),
-    ),
-    Option("cull_period", float, 600, "Interval (s) for culling idle containers", _at_least(0.5)),
-    Option("cull_timeout", float, 3600, "Timeout (s) for culling idle containers", _at_least(1)),
-    Option(
-        "docker_version",
-        str,
+    )
+    cull_period: float = option(600, "Interval (s) for culling idle containers", _at_least(0.5))
+    cull_timeout: float = option(3600, "Timeout (s) for culling idle containers", _at_least(1))
+    docker_version: str = option(
         "1.13",
         "Version of the Docker API to use; below 1.24 (or 'auto') means negotiate",
         _matches(r"auto|[0-9]+\.[0-9]+", "'auto' or an API version such as 1.41"),
-    ),
-    Option(
-        "image",
-        str,
-        "jupyter/minimal",
-        "Docker image to spawn for new users. Must be on the system already",
-    ),
-    Option(
-        "max_dock_workers", int, 2, "Maximum number of concurrent Docker API calls", _at_least(1)
-    ),
-    Option(
-        "mem_limit",
-        str,
-        "512m",
-        "Limit on memory, per container (at least 128m)",
-        _mem_limit,
-    ),
-    Option(
-        "pool_name",
-        str,
+    )
+    image: str = option(
+        "jupyter/minimal", "Docker image to spawn for new users. Must be on the system already"
+    )
+    max_dock_workers: int = option(2, "Maximum number of concurrent Docker API calls", _at_least(1))
+    mem_limit: str = option("512m", "Limit on memory, per container (at least 128m)", _mem_limit)
+    pool_name: str | None = option(
         None,
         "Name of this pool; its containers carry the label tmpnb.pool=<name> (None: tmpnb)",
         _matches(_NAME, "letters, digits, '_', '.', '-' (max 63), starting with a letter or digit"),
-    ),
-    Option(
-        "pool_size",
-        int,
-        10,
-        "Capacity for containers on this system. Will be prelaunched at startup",
-        _at_least(1),
-    ),
-    Option("port", int, 9999, "Port for the main server to listen on", _port),
-    Option(
-        "redirect_uri",
-        str,
+    )
+    pool_size: int = option(
+        10, "Capacity for containers on this system. Will be prelaunched at startup", _at_least(1)
+    )
+    port: int = option(9999, "Port for the main server to listen on", _port)
+    redirect_uri: str = option(
         "/tree",
         "URI to redirect users to upon initial notebook launch",
         _matches(r"/[^\s]*", "a path starting with /"),
-    ),
-    Option(
-        "static_files",
-        str,
+    )
+    static_files: str | None = option(
         None,
         "Static files to extract from the initial container launch (a path in the image)",
         _matches(r"/[^\s]*", "an absolute path in the image"),
-    ),
+    )
     # --- tmpnb's later options ---
-    Option("admin_ip", str, "127.0.0.1", "IP address for the admin server to listen on"),
-    Option("admin_port", int, 10000, "Port for the admin server to listen on", _port),
-    Option("allow_credentials", bool, None, "Set the Access-Control-Allow-Credentials header"),
-    Option("allow_headers", str, None, "Set the Access-Control-Allow-Headers header"),
-    Option("allow_methods", str, None, "Set the Access-Control-Allow-Methods header"),
-    Option(
-        "container_user",
-        str,
+    admin_ip: str = option("127.0.0.1", "IP address for the admin server to listen on")
+    admin_port: int = option(10000, "Port for the admin server to listen on", _port)
+    allow_credentials: bool | None = option(None, "Set the Access-Control-Allow-Credentials header")
+    allow_headers: str | None = option(None, "Set the Access-Control-Allow-Headers header")
+    allow_methods: str | None = option(None, "Set the Access-Control-Allow-Methods header")
+    container_user: str | None = option(
         None,
         "User to run containers as (default: the image's user)",
         _matches(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", "a user name or uid[:gid]"),
-    ),
-    Option(
-        "cpu_quota",
-        int,
+    )
+    cpu_quota: int = option(
         100000,
         "Limit CPU quota per container, in microseconds per 100 ms period (100000 = one CPU)",
         _at_least(1000),
-    ),
-    Option(
-        "cull_max",
-        float,
+    )
+    cull_max: float = option(
         14400,
         "Longest time (s) a visitor keeps a notebook, counted from the hand-out, whatever its "
         "activity; 0 disables",
         _at_least(0),
-    ),
-    Option(
-        "docker_network",
-        str,
+    )
+    docker_network: str = option(
         "tmpnb-notebooks",
         "Docker network the containers join (no host ports are published); made at start, "
         "with inter-container traffic off, when it does not exist",
         _matches(_NAME, "a Docker network name"),
-    ),
-    Option(
-        "extra_hosts",
-        list,
-        [],
-        "Extra /etc/hosts entries for containers, comma-separated hostname:ip",
-        _extra_hosts,
-    ),
-    Option(
-        "host_directories",
-        list,
-        [],
-        "Host directories to mount, comma-separated /host:/container[:ro|rw]",
-        _host_directories,
-    ),
-    Option(
-        "host_network",
-        bool,
+    )
+    extra_hosts: list[str] = option(
+        [], "Extra /etc/hosts entries for containers, comma-separated hostname:ip", _extra_hosts
+    )
+    host_directories: list[str] = option(
+        [], "Host directories to mount, comma-separated /host:/container[:ro|rw]", _host_directories
+    )
+    host_network: bool = option(
         False,
         "Run containers on the host network, each on its own free port from container_port up",
-    ),
-    Option(
-        "use_tokens",
-        bool,
-        True,
-        "Give each container a secret token (>= 128 bits) that its URL carries",
-    ),
-    Option("user_length", int, 12, "Length of the random /user/<id> path", _at_least(8)),
+    )
+    use_tokens: bool = option(
+        True, "Give each container a secret token (>= 128 bits) that its URL carries"
+    )
+    user_length: int = option(12, "Length of the random /user/<id> path", _at_least(8))
     # --- this implementation ---
-    Option("config", str, None, "TOML file with options (the command line overrides it)"),
-    Option(
-        "disk_limit",
-        str,
+    config: str | None = option(None, "TOML file with options (the command line overrides it)")
+    disk_limit: str = option(
         "256m",
         "Writable space per notebook: its home (home_dir, seeded from the image) and /tmp are "
         "in-memory file systems of this size, counted in mem_limit, and the rest of the file "
         "system is read-only; 0 keeps the image's root writable and unlimited",
         _disk_limit,
-    ),
-    Option(
-        "docker_timeout",
-        float,
-        60,
-        "Seconds one Docker API call may take before it counts as failed",
-        _at_least(1),
-    ),
-    Option(
-        "home_dir",
-        str,
+    )
+    docker_timeout: float = option(
+        60, "Seconds one Docker API call may take before it counts as failed", _at_least(1)
+    )
+    home_dir: str = option(
         "/home/jovyan",
         "The notebook user's home in the image, made writable when disk_limit is set",
         _matches(r"/[^\s:,]*", "an absolute path in the image"),
-    ),
-    Option("ip", str, "127.0.0.1", "IP address for the main server to listen on"),
-    Option(
-        "pids_limit",
-        int,
-        512,
-        "Maximum number of processes and threads per container",
-        _at_least(16),
-    ),
-    Option(
-        "proxy_endpoint",
-        str,
+    )
+    ip: str = option("127.0.0.1", "IP address for the main server to listen on")
+    pids_limit: int = option(
+        512, "Maximum number of processes and threads per container", _at_least(16)
+    )
+    proxy_endpoint: str = option(
         "http://127.0.0.1:8001",
         "configurable-http-proxy API URL (env CONFIGPROXY_ENDPOINT)",
         _http_url,
-    ),
-    Option(
-        "proxy_token_file",
-        str,
+    )
+    proxy_token_file: str | None = option(
         None,
         "File with the proxy's API token (a CONFIGPROXY_AUTH_TOKEN=... line, or the token "
         "alone), read at start and again whenever the proxy refuses the token, so a rotated "
         "token needs no restart; unset, CONFIGPROXY_AUTH_TOKEN from the environment",
         _matches(r"/[^\s]*", "an absolute path"),
-    ),
-    Option(
-        "proxy_public_url",
-        str,
+    )
+    proxy_public_url: str = option(
         "http://127.0.0.1:8000",
         "configurable-http-proxy public URL, used to check readiness through the proxy",
         _http_url,
-    ),
-    Option(
-        "ready_timeout",
-        float,
+    )
+    ready_timeout: float = option(
         120,
         "Seconds a new container has to answer through the proxy before it is replaced",
         _at_least(1),
-    ),
-    Option(
-        "reconcile_period",
-        float,
-        2,
-        "Interval (s) for restoring routes and removing dead containers",
-        _at_least(0.2),
-    ),
-    Option(
-        "static_dump_path",
-        str,
+    )
+    reconcile_period: float = option(
+        2, "Interval (s) for restoring routes and removing dead containers", _at_least(0.2)
+    )
+    static_dump_path: str = option(
         "/srv/tmpnb/static",
         "Host directory that --static_files are extracted into",
         _matches(r"/[^\s]*", "an absolute path"),
-    ),
+    )
     # --- a pool sized for the room before it arrives (schedule.py) ---
-    Option(
-        "schedule",
-        list,
+    schedule: list[str] = option(
         [],
         "Workshops booked ahead, comma-separated START/END=CAPACITY (ISO 8601 times with a "
         "zone): from early enough before START that a full refill fits until END, the pool holds "
         "CAPACITY notebooks instead of pool_size",
         _schedule,
-    ),
-    Option(
-        "state_dir",
-        str,
+    )
+    state_dir: str | None = option(
         None,
         "Directory the orchestrator keeps its state in: bookings added at run time (admin API), "
         "so that they outlive a restart, and visitors' saved work (keep_hours); unset, bookings "
         "last until the next restart and no work is kept",
         _matches(r"/[^\s]*", "an absolute path"),
-    ),
+    )
     # --- nobody loses their work (keep.py) ---
-    Option(
-        "keep_hours",
-        float,
+    keep_hours: float = option(
         24,
         "Hours a culled notebook's work (the files its visitor made or changed in home_dir) is "
         "kept for the visitor to continue or download, in state_dir/saved; 0 keeps nothing and "
         "removes what was kept",
         _between(0, 24 * 90),
-    ),
-    Option(
-        "keep_max_mb",
-        int,
+    )
+    keep_max_mb: int = option(
         32,
         "Megabytes of work kept per visitor; files beyond it are named in what is kept, not kept",
         _between(1, 4096),
-    ),
+    )
     # --- the visitor's pages (every value is HTML-escaped where it is shown) ---
-    Option("title", str, "Jupyter notebooks", "Title of the visitor's pages", _text(80)),
-    Option(
-        "workshop_name",
-        str,
-        None,
-        "Name of the workshop, shown above each page's heading",
-        _text(120),
-    ),
-    Option(
-        "logo",
-        str,
+    title: str = option("Jupyter notebooks", "Title of the visitor's pages", _text(80))
+    workshop_name: str | None = option(
+        None, "Name of the workshop, shown above each page's heading", _text(120)
+    )
+    logo: str | None = option(
         None,
         "Image file (" + ", ".join(sorted(LOGO_TYPES)) + ", at most 512 KiB) shown on the pages",
         _logo,
-    ),
-    Option("message", str, None, "A message shown on the pages (plain text)", _text(2000)),
-    Option(
-        "links",
-        list,
+    )
+    message: str | None = option(None, "A message shown on the pages (plain text)", _text(2000))
+    links: list[str] = option(
         [],
         "Links shown on the pages, comma-separated Label|URL entries (http(s):// or /path)",
         _links,
-    ),
+    )
     # --- fairness ---
-    Option(
-        "max_per_address",
-        int,
+    max_per_address: int = option(
         0,
         "Most notebooks in use at once by one client address (0: no limit; a room behind one "
         "NAT address shares it)",
         _at_least(0),
-    ),
-    Option(
-        "trusted_proxy_hops",
-        int,
+    )
+    trusted_proxy_hops: int = option(
         1,
         "Proxies in front of the orchestrator that add X-Forwarded-For (1: configurable-http-"
         "proxy; 2: a front door such as HAProxy before it); the client address is the one the "
         "outermost of them saw",
         _at_least(0),
-    ),
-    Option(
-        "max_waiting",
-        int,
-        500,
-        "Most visitors waiting in line for a notebook; more get a 429 page",
-        _at_least(0),
-    ),
-)
+    )
+    max_waiting: int = option(
+        500, "Most visitors waiting in line for a notebook; more get a 429 page", _at_least(0)
+    )
 
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
-
-
-@dataclass(frozen=True)
-class Config:
-    """Validated options plus the secrets read from the environment."""
-
-    values: Mapping[str, Any]
-    proxy_token: str = field(repr=False)
+    # Secrets come from the environment, never from options (any account can read a command line).
+    proxy_token: str = field(default="", repr=False)
     api_token: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
     @property
     def effective_pool_name(self) -> str:
-        return self.values["pool_name"] or "tmpnb"
+        return self.pool_name or "tmpnb"
 
     @property
     def negotiate_docker_version(self) -> bool:
         """docker-py 7 cannot speak API versions below 1.24 (tmpnb's default was 1.13)."""
-        version = self.values["docker_version"]
-        if version == "auto":
+        if self.docker_version == "auto":
             return True
-        major, minor = (int(part) for part in version.split("."))
+        major, minor = (int(part) for part in self.docker_version.split("."))
         return (major, minor) < (1, 24)
+
+
+def _kind(hint: Any) -> type:
+    """str, int, float, bool or list, from a field's type (`X | None` is an X)."""
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    kind: type = list if typing.get_origin(hint) is list else hint
+    return kind
+
+
+def _default(item: Field[Any]) -> Any:
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    return item.default
+
+
+def _options() -> tuple[Option, ...]:
+    hints = typing.get_type_hints(Config)
+    return tuple(
+        Option(
+            name=item.name,
+            kind=_kind(hints[item.name]),
+            default=_default(item),
+            help=item.metadata["help"],
+            check=item.metadata["check"],
+        )
+        for item in fields(Config)
+        if "help" in item.metadata
+    )
+
+
+OPTIONS: tuple[Option, ...] = _options()
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 _EMPTY_UNSETS = frozenset({"docker_network"})
@@ -674,7 +606,7 @@ def parse(
             "required"
         )
     return Config(
-        values=values,
+        **values,
         proxy_token=proxy_token,
         api_token=environ.get("API_AUTH_TOKEN") or None,
         admin_token=environ.get("ADMIN_AUTH_TOKEN") or None,

@@ -19,12 +19,13 @@ import io
 import socket
 import tarfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import docker
 import docker.errors
@@ -45,6 +46,7 @@ _CALL_FAILED = (docker.errors.DockerException, requests.RequestException, OSErro
 
 
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
+_T = TypeVar("_T")
 
 
 class DockerError(Exception):
@@ -95,7 +97,7 @@ class DockerBackend:
         self.network = network
         self.host_network = host_network
 
-    async def _run(self, what: str, func: Any, *args: Any) -> Any:
+    async def _run(self, what: str, func: Callable[..., _T], *args: Any) -> _T:
         """Run a blocking call in the pool; any failure, or no answer in time, is a DockerError
         naming `what`. (A call that times out may still finish in its thread: what it made is
         labelled, and the reconcile loop finds it.)"""
@@ -134,7 +136,8 @@ class DockerBackend:
             except _CALL_FAILED as error:
                 raise DockerError(f"cannot reach Docker: {error}") from None
             try:
-                image_user = api.inspect_image(image).get("Config", {}).get("User") or None
+                attrs = api.inspect_image(image)  # type: ignore[no-untyped-call]
+                image_user = attrs.get("Config", {}).get("User") or None
             except docker.errors.ImageNotFound:
                 raise DockerError(
                     f"--image: {image} is not present on this Docker host (images are never pulled)"
@@ -176,7 +179,8 @@ class DockerBackend:
         """The ID the image's name points to now (it changes when the image is rebuilt)."""
 
         def image_id() -> str:
-            return str(self._api().inspect_image(image)["Id"])
+            attrs = self._api().inspect_image(image)  # type: ignore[no-untyped-call]
+            return str(attrs["Id"])
 
         return await self._run(f"inspect image {image}", image_id)
 
@@ -232,7 +236,7 @@ class DockerBackend:
                 cap_drop=["ALL"],  # the notebook runs as a non-root user and needs none
                 security_opt=["no-new-privileges"],
                 network_mode="host" if spec.host_network else spec.network,
-                binds=spec.volumes or None,
+                binds=dict(spec.volumes) or None,
                 extra_hosts=spec.extra_hosts or None,
                 tmpfs=spec.tmpfs or None,
                 read_only=spec.read_only,
@@ -294,7 +298,7 @@ class DockerBackend:
                 container_id, command, stdin=True, stdout=False, stderr=False
             )["Id"]
             attached = api.exec_start(exec_id, socket=True)
-            raw = getattr(attached, "_sock", attached)  # docker-py wraps the socket on Unix
+            raw = cast(socket.socket, getattr(attached, "_sock", attached))  # wrapped on Unix
             try:
                 raw.sendall(data)
                 raw.shutdown(socket.SHUT_WR)
@@ -306,7 +310,9 @@ class DockerBackend:
 
         await self._run(f"run {command[0]} in {container_id[:12]}", run)
 
-    async def extract(self, image: str, source: str, destination: str, labels: dict) -> None:
+    async def extract(
+        self, image: str, source: str, destination: str, labels: dict[str, str]
+    ) -> None:
         """Copy `source` out of a never-started container of `image` into `destination`.
 
         This is tmpnb's static_files: a front web server can then serve the notebook's static
@@ -371,7 +377,7 @@ class DockerBackend:
 
 
 def _path_id(summary: dict[str, Any]) -> str:
-    return (summary.get("Labels") or {}).get(LABEL_PATH, "")
+    return str((summary.get("Labels") or {}).get(LABEL_PATH, ""))
 
 
 def _remove(api: docker.APIClient, container_id: str) -> None:

@@ -179,19 +179,22 @@ def aggregate(nodes: Sequence[Node], stats: dict[str, NodeStats]) -> dict[str, A
     }
 
 
+def _count(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} is not a count: {value!r}")
+    return value
+
+
 def parse_stats(body: bytes) -> NodeStats:
     """A node's /api/stats body; ValueError when it is not what a tmpnb node answers."""
     data = json.loads(body)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    available, capacity = data.get("available"), data.get("capacity")
-    for key, value in (("available", available), ("capacity", capacity)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{key} is not a count: {value!r}")
     return NodeStats(
         reachable=True,
-        available=available,
-        capacity=capacity,
+        available=_count(data, "available"),
+        capacity=_count(data, "capacity"),
         version=data.get("version"),
         container_image=data.get("container_image"),
     )

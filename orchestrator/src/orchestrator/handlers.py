@@ -131,8 +131,8 @@ class BaseHandler(web.RequestHandler):
             cookie: SimpleCookie = SimpleCookie()
             cookie[KEEP_COOKIE] = key
             morsel = cookie[KEEP_COOKIE]
-            morsel.update({"path": path, "max-age": str(KEEP_COOKIE_DAYS * 86400),
-                           "httponly": True, "samesite": "Lax", "secure": secure})  # fmt: skip
+            morsel["path"], morsel["max-age"] = path, str(KEEP_COOKIE_DAYS * 86400)
+            morsel["httponly"], morsel["samesite"], morsel["secure"] = True, "Lax", secure
             self.add_header("Set-Cookie", morsel.OutputString())
 
     def client_address(self) -> str:
@@ -255,7 +255,8 @@ class SpawnHandler(BaseHandler):
 
     @property
     def line(self) -> WaitingLine:
-        return self.settings["waiting_line"]
+        line: WaitingLine = self.settings["waiting_line"]
+        return line
 
     async def get(self, path: str) -> None:
         started = time.perf_counter()

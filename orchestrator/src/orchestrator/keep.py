@@ -30,7 +30,7 @@ import shutil
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -302,7 +302,7 @@ class SavedWork:
         """The visitor's files as a zip, with a note naming what was not kept."""
         return self._pack(digest, _zip_of)
 
-    def _pack(self, digest: str, pack: Any) -> bytes:
+    def _pack(self, digest: str, pack: Callable[[Path, list[str], Saved], bytes]) -> bytes:
         saved = self.lookup(digest)
         if saved is None:
             raise KeepError("no saved work")

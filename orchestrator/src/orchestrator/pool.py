@@ -806,7 +806,9 @@ class Pool:
         if not task.cancelled() and (error := task.exception()) is not None:
             self.metrics.errors.labels("bug").inc()
             logging.getLogger("tmpnb").error(
-                "event=error kind=bug where=%s", task.get_coro().__name__, exc_info=error
+                "event=error kind=bug where=%s",
+                getattr(task.get_coro(), "__name__", task.get_name()),
+                exc_info=error,
             )
 
     def _error(self, kind: str, error: Exception, **fields: Any) -> None:

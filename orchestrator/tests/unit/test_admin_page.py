@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
+
 from orchestrator.admin import (
     _loopback,
     bar_chart,
@@ -16,7 +18,6 @@ from orchestrator.admin import (
 )
 from orchestrator.metrics import Metrics, Series, Timeline, counter_total
 from orchestrator.model import Slot, SlotState
-from prometheus_client import Counter
 
 NOW = datetime(2026, 3, 1, 12, 30, 20, tzinfo=UTC)
 MONO = 50_000.0  # the monotonic clock now

@@ -1,6 +1,7 @@
 """Options: tmpnb's names and defaults, both spellings, the config file, one-line errors."""
 
 import pytest
+
 from orchestrator.config import (
     DEFAULT_COMMAND,
     OPTIONS_BY_NAME,

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from orchestrator.decisions import (
     Usage,
     client_address,

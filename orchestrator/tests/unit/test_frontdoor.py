@@ -1,6 +1,7 @@
 """The front door's decisions: each node's agent-check answer, the site's stats, the config."""
 
 import pytest
+
 from orchestrator.frontdoor import (
     ConfigError,
     Node,

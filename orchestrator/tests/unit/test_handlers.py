@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from fakes import Faults, World, make_config, settle
-from orchestrator.app import make_public_app
-from orchestrator.handlers import WAIT_COOKIE
-from orchestrator.metrics import Metrics
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+
+from orchestrator.app import make_public_app
+from orchestrator.handlers import WAIT_COOKIE
+from orchestrator.metrics import Metrics
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -150,9 +151,10 @@ def test_the_orchestrator_never_answers_a_notebook_s_api_as_if_it_were_the_noteb
 def test_readiness_counts_only_jupyter_s_own_answer():
     """A route lost while a container boots sends the probe to whoever answers the proxy's
     default target; a 200 page that is not Jupyter's /api/status must not count."""
+    from tornado import web
+
     from orchestrator.model import Slot, SlotState
     from orchestrator.probes import NotebookProbe
-    from tornado import web
 
     class Answer(web.RequestHandler):
         def get(self, path_id: str) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from orchestrator.keep import HomeEntry, KeepPlan, SavedWork
 
 from orchestrator import keep
+from orchestrator.keep import HomeEntry, KeepPlan, SavedWork
 
 HANDED_OUT = 1_800_000_000.0
 MB = 1024**2

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from orchestrator.lifecycle import HOLDS_A_CONTAINER, TRANSITIONS, Step, next_state, step
 from orchestrator.model import Slot, SlotState
 

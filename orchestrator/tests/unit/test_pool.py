@@ -24,10 +24,10 @@ import pytest
 from fakes import Clock, Faults, World, make_config, settle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
-from orchestrator.pool import HandOutFailed, Pool
 
 from orchestrator import keep, schedule
+from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
+from orchestrator.pool import HandOutFailed, Pool
 
 
 def check_safety(pool: Pool, world: World) -> None:
@@ -444,6 +444,7 @@ def test_every_docker_failure_is_one_typed_error_with_a_time_out():
     import time
 
     import requests
+
     from orchestrator.docker_backend import DockerBackend, DockerError
 
     backend = DockerBackend(

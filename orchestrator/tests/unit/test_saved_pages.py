@@ -10,13 +10,13 @@ import json
 import zipfile
 from urllib.parse import urlencode
 
-from orchestrator.app import make_admin_app
-from orchestrator.handlers import CHOICE_COOKIE, KEEP_COOKIE
 from test_handlers import Service
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from orchestrator import keep
+from orchestrator.app import make_admin_app
+from orchestrator.handlers import CHOICE_COOKIE, KEEP_COOKIE
 
 NOTEBOOK = b'{"cells": [], "nbformat": 4, "nbformat_minor": 5}'
 

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 from fakes import Faults, World, make_config, settle
-from orchestrator.app import make_admin_app, make_public_app
-from orchestrator.metrics import Metrics
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+
+from orchestrator.app import make_admin_app, make_public_app
+from orchestrator.metrics import Metrics
 
 
 class Admin:
