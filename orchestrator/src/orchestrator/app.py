@@ -211,14 +211,21 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    # Asked now, while the system bus is surely up: is the machine shutting down, or only us?
+    machine_stopping = pool.saved is not None and await system_stopping()
 
-    log_event("stopping", pool=pool_name, containers_left=len(pool.slots))
+    log_event(
+        "stopping",
+        pool=pool_name,
+        containers_left=len(pool.slots),
+        machine_stopping=machine_stopping,
+    )
     sampler.stop()
     for server in servers:
         server.stop()  # accept no more; under systemd, new connections wait for the next start
     await _finish_requests(servers)
     await pool.stop()  # containers stay for the next start to adopt
-    if pool.saved is not None and await system_stopping():
+    if machine_stopping:
         await pool.keep_all()  # they will not survive the shutdown: keep the visitors' work
 
 

@@ -398,8 +398,9 @@ class Config:
     )
     keep_max_mb: int = option(
         32,
-        "Megabytes of work kept per visitor; files beyond it are named in what is kept, not kept",
-        _between(1, 4096),
+        "Megabytes of work kept per visitor (less than disk_limit: a new notebook must hold it "
+        "again); files beyond it are named in what is kept, not kept",
+        _between(1, 1024),
     )
     # --- the visitor's pages (every value is HTML-escaped where it is shown) ---
     title: str = option("Jupyter notebooks", "Title of the visitor's pages", _text(80))
@@ -645,6 +646,12 @@ def _check_together(values: Mapping[str, Any]) -> None:
             f"({values['cull_timeout']:g}): a working visitor would lose their notebook first"
         )
     disk = values["disk_limit"]
+    kept_bytes = values["keep_max_mb"] * 1024**2
+    if values["keep_hours"] and disk and 0 < size_bytes(disk) <= kept_bytes:
+        raise ConfigError(
+            f"--keep_max_mb ({values['keep_max_mb']}) must be less than --disk_limit ({disk}): "
+            "a visitor's saved work is unpacked into a new notebook's home of that size"
+        )
     if disk and size_bytes(disk) and size_bytes(disk) >= size_bytes(values["mem_limit"]):
         raise ConfigError(
             f"--disk_limit ({disk}) must be smaller than --mem_limit ({values['mem_limit']}): "

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import docker
 import docker.errors
@@ -289,8 +289,9 @@ class DockerBackend:
 
         return await self._run(f"run {command[0]} in {container_id[:12]}", run)
 
-    async def exec_input(self, container_id: str, command: list[str], data: bytes) -> None:
-        """Run `command` in the running container (as its user) with `data` on its stdin."""
+    async def exec_input(self, container_id: str, command: list[str], data: IO[bytes]) -> None:
+        """Run `command` in the running container (as its user) with `data` on its stdin, sent
+        a chunk at a time (it may be a large file)."""
 
         def run() -> None:
             api = self._api()
@@ -300,7 +301,8 @@ class DockerBackend:
             attached = api.exec_start(exec_id, socket=True)
             raw = cast(socket.socket, getattr(attached, "_sock", attached))  # wrapped on Unix
             try:
-                raw.sendall(data)
+                while chunk := data.read(1024 * 1024):
+                    raw.sendall(chunk)
                 raw.shutdown(socket.SHUT_WR)
                 while raw.recv(65536):  # until the command ends and Docker closes the stream
                     pass

@@ -12,12 +12,13 @@ import asyncio
 import hmac
 import json
 import secrets
+import tempfile
 import time
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
@@ -413,20 +414,30 @@ class SavedHandler(BaseHandler):
             raise web.HTTPError(404, "There is nothing at this address; check the link.")
         if saved is None or key is None:
             raise web.HTTPError(404, "Nothing is saved for this browser (or its time is up).")
-        try:
-            data = await asyncio.to_thread(self.pool.saved.download, keep.key_digest(key))
-        except (keep.KeepError, OSError):  # removed meanwhile (its time was up)
-            raise web.HTTPError(
-                404, "Nothing is saved for this browser (or its time is up)."
-            ) from None
-        self.settings["metrics"].downloaded.inc()
-        self.set_header("Content-Type", "application/zip")
-        self.set_header("Content-Disposition", 'attachment; filename="my-notebook-work.zip"')
-        self.finish(data)
+        with tempfile.TemporaryFile() as archive:  # up to keep_max_mb: never all in memory
+            try:
+                await asyncio.to_thread(self.pool.saved.download, keep.key_digest(key), archive)
+            except (keep.KeepError, OSError):  # removed meanwhile (its time was up)
+                raise web.HTTPError(
+                    404, "Nothing is saved for this browser (or its time is up)."
+                ) from None
+            self.settings["metrics"].downloaded.inc()
+            self.set_header("Content-Type", "application/zip")
+            self.set_header("Content-Disposition", 'attachment; filename="my-notebook-work.zip"')
+            self.set_header("Content-Length", str(archive.tell()))
+            archive.seek(0)
+            while chunk := archive.read(256 * 1024):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
 
     def post(self, action: str) -> None:
         if action != "choose":
             raise web.HTTPError(405, "That does not work here.")
+        origin = self.request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != self.request.host:
+            # Another site's form (SameSite keeps the key from it; this keeps the choice too).
+            raise web.HTTPError(403, "This form works only from this service's own pages.")
         choice = self.get_body_argument("choice", "")
         next_url = self.get_body_argument("next", "")
         if choice not in CHOICES:

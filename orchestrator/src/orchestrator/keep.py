@@ -19,6 +19,7 @@ merges into what was kept: coming back twice loses nothing either.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
@@ -30,7 +31,7 @@ import shutil
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -105,6 +106,7 @@ class Skipped:
 class KeepPlan:
     take: list[HomeEntry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)  # kept before, no longer within the cap
 
     @property
     def bytes(self) -> int:
@@ -155,11 +157,10 @@ def name_problem(name: str) -> str | None:
 def plan_keep(
     entries: Iterable[HomeEntry], since: float, cap: int, kept: dict[str, int] | None = None
 ) -> KeepPlan:
-    """Which files of a home to keep: the visitor's own (see the module's rules), notebooks first,
-    then the smallest first, while the visitor's total (`kept` before, replaced names counted
-    once) fits in `cap` bytes. `since`: the hand-out, as a Unix time."""
-    kept = dict(kept or {})
-    total = sum(kept.values())
+    """Which files of a home to keep: the visitor's own (see the module's rules), notebooks
+    first, then the smallest first, within `cap` bytes. The newest work comes first: what was
+    kept before (`kept`, name -> bytes) fills the room left, notebooks first, and what no longer
+    fits is dropped (`drop`) and named. `since`: the hand-out, as a Unix time."""
     candidates: list[HomeEntry] = []
     skipped: list[Skipped] = []
     for entry in entries:
@@ -174,22 +175,58 @@ def plan_keep(
             skipped.append(Skipped(entry.name, entry.size, "only regular files are kept"))
         else:
             candidates.append(entry)
-    take = []
-    for entry in sorted(candidates, key=lambda e: (not e.name.endswith(".ipynb"), e.size, e.name)):
-        after = total - kept.get(entry.name, 0) + entry.size
-        if after > cap:
+    take, room = [], cap
+    for entry in sorted(candidates, key=lambda e: _priority(e.name, e.size)):
+        if entry.size > room:
             skipped.append(Skipped(entry.name, entry.size, "over the size kept per visitor"))
             continue
-        total = after
-        kept[entry.name] = entry.size
+        room -= entry.size
         take.append(entry)
-    return KeepPlan(take=take, skipped=sorted(skipped, key=lambda s: s.name))
+    taken = {entry.name for entry in take}
+    drop = []
+    for name, size in sorted((kept or {}).items(), key=lambda item: _priority(*item)):
+        if name in taken:
+            continue  # replaced by its new version
+        if size > room:
+            drop.append(name)
+            skipped.append(Skipped(name, size, "older work, over the size kept per visitor"))
+            continue
+        room -= size
+    return KeepPlan(take=take, skipped=sorted(skipped, key=lambda s: s.name), drop=drop)
+
+
+def _priority(name: str, size: int) -> tuple[bool, int, str]:
+    return (not name.endswith(".ipynb"), size, name)
 
 
 def archive_limit(plan: KeepPlan) -> int:
     """The most bytes the container's tar of `plan` may send (a file may grow meanwhile: the
     cap is enforced again on what arrives)."""
     return plan.bytes + TAR_OVERHEAD_PER_FILE * (len(plan.take) + 2) + 10240
+
+
+class KeyedLocks:
+    """One lock per key, alive while anyone holds it or waits for it: the saves of one visitor's
+    work take turns, and the sweep leaves alone the work being saved (`busy`)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # nobody holds it, nobody waits: forget it
+                del self._users[key], self._locks[key]
+
+    def busy(self) -> frozenset[str]:
+        return frozenset(self._users)
 
 
 # ----- the store -----
@@ -254,12 +291,18 @@ class SavedWork:
         members named in the plan are read, each within the cap), merged into what this visitor
         kept before. Each file and the index are written whole, then renamed into place."""
         home = self._dir(digest)
-        previous = self.lookup(digest, now) or Saved(path_id, 0, {}, [])
+        previous = self.lookup(digest, now)
+        if previous is None:  # nothing kept, or its time is up: what the folder holds is stale
+            _remove(home)
+            previous = Saved(path_id, 0, {}, [])
         wanted = {entry.name for entry in plan.take}
         files = dict(previous.files)
-        skipped = {item.name: asdict(item) for item in plan.skipped}
-        total = previous.bytes
         home.mkdir(mode=0o700, exist_ok=True)
+        for name in plan.drop:  # the newest work needed their room
+            if files.pop(name, None) is not None and not name_problem(name):
+                _unlink_below(home / FILES, name)
+        skipped = {item.name: asdict(item) for item in plan.skipped}
+        total = sum(files.values())
         try:
             with tarfile.open(fileobj=archive or io.BytesIO(_EMPTY_TAR), mode="r|") as tar:
                 for member in tar:
@@ -293,28 +336,34 @@ class SavedWork:
         _write_whole(home / INDEX, json.dumps(asdict(saved), indent=1).encode())
         return saved
 
-    def restore_archive(self, digest: str) -> bytes:
-        """A tar of the visitor's files to unpack into a new notebook's home (names checked
-        again; only regular files, with their times)."""
-        return self._pack(digest, _tar_of)
+    def restore_archive(self, digest: str, target: IO[bytes]) -> None:
+        """Write a tar of the visitor's files, to unpack into a new notebook's home (names checked
+        again; only regular files, with their times). Callers pass a temporary file: the work
+        may be keep_max_mb, which the orchestrator does not hold in memory."""
+        self._pack(digest, _tar_of, target)
 
-    def download(self, digest: str) -> bytes:
-        """The visitor's files as a zip, with a note naming what was not kept."""
-        return self._pack(digest, _zip_of)
+    def download(self, digest: str, target: IO[bytes]) -> None:
+        """Write the visitor's files as a zip, with a note naming what was not kept."""
+        self._pack(digest, _zip_of, target)
 
-    def _pack(self, digest: str, pack: Callable[[Path, list[str], Saved], bytes]) -> bytes:
+    def _pack(
+        self, digest: str, pack: Callable[[Path, list[str], Saved, IO[bytes]], None],
+        target: IO[bytes],
+    ) -> None:  # fmt: skip
         saved = self.lookup(digest)
         if saved is None:
             raise KeepError("no saved work")
-        files = self._dir(digest) / FILES
-        return pack(files, sorted(saved.files), saved)
+        pack(self._dir(digest) / FILES, sorted(saved.files), saved, target)
 
-    def sweep(self, now: float | None = None) -> int:
-        """Remove the work whose time is up (and anything in the store that is not work)."""
+    def sweep(self, now: float | None = None, busy: frozenset[str] = frozenset()) -> int:
+        """Remove the work whose time is up (and anything in the store that is not work), but
+        for the `busy` digests, being saved now (a first save has files before its index)."""
         removed = 0
         moment = now if now is not None else time.time()
         with contextlib.suppress(FileNotFoundError):
             for entry in self.root.iterdir():
+                if entry.name in busy:
+                    continue
                 if valid_digest(entry.name) and self.lookup(entry.name, moment) is not None:
                     continue
                 _remove(entry)
@@ -371,6 +420,15 @@ def _write_file(root: Path, name: str, source: IO[bytes], mtime: float) -> None:
         os.close(fd)
 
 
+def _unlink_below(root: Path, name: str) -> None:
+    fd, last = _open_below(root, name)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(last, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def _write_whole(path: Path, data: bytes) -> None:
     partial = path.with_name(f".partial-{secrets.token_hex(4)}")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -379,39 +437,38 @@ def _write_whole(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def _read_file(root: Path, name: str) -> tuple[bytes, float]:
+@contextlib.contextmanager
+def _open_file(root: Path, name: str) -> Iterator[tuple[IO[bytes], os.stat_result]]:
+    """A kept file, opened without following a link (name checked first)."""
+    if name_problem(name):
+        raise KeepError("a name in the index is not allowed")
     fd, last = _open_below(root, name)
     try:
         file_fd = os.open(last, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
-        with os.fdopen(file_fd, "rb") as source:
-            return source.read(), os.fstat(source.fileno()).st_mtime
     finally:
         os.close(fd)
+    with os.fdopen(file_fd, "rb") as source:
+        yield source, os.fstat(source.fileno())
 
 
-def _tar_of(root: Path, names: list[str], saved: Saved) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+def _tar_of(root: Path, names: list[str], saved: Saved, target: IO[bytes]) -> None:
+    with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
-            if name_problem(name):
-                continue
-            data, mtime = _read_file(root, name)
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), mtime, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+            with _open_file(root, name) as (source, status):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = status.st_size, status.st_mtime, 0o644
+                tar.addfile(info, source)
 
 
-def _zip_of(root: Path, names: list[str], saved: Saved) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+def _zip_of(root: Path, names: list[str], saved: Saved, target: IO[bytes]) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            if name_problem(name):
-                continue
-            data, mtime = _read_file(root, name)
-            info = zipfile.ZipInfo(name, date_time=time.gmtime(max(mtime, 315532800))[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
+            with _open_file(root, name) as (source, status):
+                moment = time.gmtime(max(status.st_mtime, 315532800))[:6]  # zip starts at 1980
+                info = zipfile.ZipInfo(name, date_time=moment)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w") as member:
+                    shutil.copyfileobj(source, member)
         if saved.skipped:
             lines = [
                 f"{item['name']}\t{item['size']} bytes\t{item['why']}" for item in saved.skipped
@@ -419,7 +476,6 @@ def _zip_of(root: Path, names: list[str], saved: Saved) -> bytes:
             archive.writestr(
                 "NOT-KEPT.txt", "Files that were not kept:\n" + "\n".join(lines) + "\n"
             )
-    return buffer.getvalue()
 
 
 def _remove(path: Path) -> None:

@@ -92,7 +92,7 @@ class Metrics:
         self.saved = Gauge("tmpnb_saved", "Visitors whose work is saved", registry=r)
         self.saved_bytes = Gauge("tmpnb_saved_bytes", "Bytes of saved work", registry=r)
         self.saved_oldest = Gauge(
-            "tmpnb_saved_oldest_seconds",
+            "tmpnb_saved_oldest_timestamp_seconds",
             "Unix time of the oldest save still kept (0: none)",
             registry=r,
         )

@@ -22,6 +22,7 @@ import math
 import secrets
 import socket
 import string
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -124,7 +125,7 @@ class Pool:
         # container after all (a lost answer), this process knows nobody ever had it.
         self._abandoned: set[str] = set()
         self._port_lock = asyncio.Lock()
-        self._keep_locks: dict[str, asyncio.Lock] = {}
+        self._keep_locks = keep.KeyedLocks()
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
@@ -463,16 +464,12 @@ class Pool:
         since = slot.handed_out_at.timestamp() - CLOCK_SLACK_SECONDS
         # One save per key at a time: a visitor's two notebooks culled together merge, in turn,
         # into the same saved work (else the second save would not see the first's files).
-        lock = self._keep_locks.setdefault(slot.keep, asyncio.Lock())
         try:
-            async with lock:
+            async with self._keep_locks.hold(slot.keep):
                 saved = await self._save_work(store, slot.keep, slot.path_id, container_id, since)
         except (DockerError, keep.KeepError, OSError) as error:
             self._error("keep", error, path=slot.path_id)
             return
-        finally:
-            if not lock.locked():
-                self._keep_locks.pop(slot.keep, None)
         self.metrics.kept.inc()
         log_event(
             "kept", pool=self.pool_name, path=slot.path_id, files=len(saved.files),
@@ -531,23 +528,27 @@ class Pool:
         if store is None or not slot.container_id:
             return False
         try:
-            archive = await asyncio.to_thread(store.restore_archive, key_digest)
-            await self.docker.exec_input(
-                slot.container_id, ["tar", "-C", self.config.home_dir, "--extract", "--file=-"],
-                archive,
-            )  # fmt: skip
+            with tempfile.TemporaryFile() as archive:
+                await asyncio.to_thread(store.restore_archive, key_digest, archive)
+                size = archive.tell()
+                archive.seek(0)
+                await self.docker.exec_input(
+                    slot.container_id,
+                    ["tar", "-C", self.config.home_dir, "--extract", "--file=-"],
+                    archive,
+                )
         except (DockerError, keep.KeepError, OSError) as error:
             self._error("restore", error, path=slot.path_id)
             return False
         self.metrics.resumed.inc()
-        log_event("resumed", pool=self.pool_name, path=slot.path_id, bytes=len(archive))
+        log_event("resumed", pool=self.pool_name, path=slot.path_id, bytes=size)
         return True
 
     async def sweep_saved(self) -> None:
         """Remove saved work whose time is up, and publish what is kept."""
         if self.saved is None:
             return
-        removed = await asyncio.to_thread(self.saved.sweep)
+        removed = await asyncio.to_thread(self.saved.sweep, None, self._keep_locks.busy())
         if removed:
             log_event("saved-expired", pool=self.pool_name, count=removed)
         count, size, oldest = await asyncio.to_thread(self.saved.stats)

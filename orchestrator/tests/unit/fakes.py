@@ -15,7 +15,7 @@ import random
 import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from orchestrator.config import Config, parse
 from orchestrator.docker_backend import ContainerSpec, DockerError
@@ -221,13 +221,13 @@ class FakeDocker:
         self._done(outcome, "exec_output")
         return output
 
-    async def exec_input(self, container_id: str, command: list[str], data: bytes) -> None:
+    async def exec_input(self, container_id: str, command: list[str], data: IO[bytes]) -> None:
         """`tar --extract` into the container's home."""
         outcome = await self._call("exec_input")
         container = self.containers.get(container_id)
         if container is None or not container.running:
             raise DockerError(f"container {container_id[:12]} is not running")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        with tarfile.open(fileobj=data) as tar:
             for member in tar:
                 source = tar.extractfile(member)
                 if source is not None:

@@ -235,6 +235,8 @@ def test_fairness_defaults_suit_a_room_behind_one_address_and_the_proxy_in_front
         (["--mem_limit=64m"], "--mem_limit: got '64m'"),
         (["--disk_limit=1g", "--mem_limit=512m"], "--disk_limit (1g) must be smaller"),
         (["--disk_limit=1m"], "--disk_limit: got '1m'"),
+        (["--disk_limit=64m", "--keep_max_mb=64"], "--keep_max_mb (64) must be less than"),
+        (["--keep_max_mb=2048"], "--keep_max_mb: got 2048"),
         (["--host_network"], "--host_network and --docker_network: choose one"),
     ],
 )
@@ -242,6 +244,11 @@ def test_rules_across_options_are_refused_naming_the_options(argv, named):
     with pytest.raises(ConfigError) as refused:
         parse(argv, ENV)
     assert named in str(refused.value)
+
+
+def test_saved_work_may_match_the_disk_when_nothing_is_kept_or_the_disk_is_unlimited():
+    assert parse(["--disk_limit=64m", "--keep_max_mb=64", "--keep_hours=0"], ENV).keep_max_mb == 64
+    assert parse(["--disk_limit=0", "--keep_max_mb=512"], ENV).keep_max_mb == 512
 
 
 def test_defaults_are_safe_without_the_role():

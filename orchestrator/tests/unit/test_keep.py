@@ -7,9 +7,11 @@ asked for. Nothing of them may land anywhere but the visitor's own directory of 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -62,6 +64,14 @@ def store(tmp_path: Path) -> SavedWork:
     return saved
 
 
+def packed(pack, digest: str) -> io.BytesIO:
+    """What store.restore_archive or store.download writes, ready to read."""
+    target = io.BytesIO()
+    pack(digest, target)
+    target.seek(0)
+    return target
+
+
 def everything_under(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")}
 
@@ -81,7 +91,7 @@ def test_the_store_refuses_anything_but_a_digest_as_a_directory(store):
     for bad in ("..", "../etc", KEY, DIGEST.upper(), DIGEST + "/x", ""):
         assert store.lookup(bad) is None
         with pytest.raises(keep.KeepError):
-            store.restore_archive(bad)
+            store.restore_archive(bad, io.BytesIO())
 
 
 # ----- which names and files -----
@@ -159,13 +169,28 @@ def test_over_the_cap_notebooks_come_first_and_the_rest_is_named_not_dropped():
     assert plan.bytes == 700
 
 
-def test_the_cap_counts_what_the_visitor_kept_before_and_a_replaced_file_once():
-    kept = {"old.ipynb": 800, "notes.txt": 150}
+def test_the_newest_work_comes_first_and_older_work_fills_the_room_left():
+    kept = {"old.ipynb": 800, "notes.txt": 150, "tiny.txt": 50}
     plan = keep.plan_keep(
         [entry("notes.txt", size=190), entry("new.csv", size=100)], HANDED_OUT, 1000, kept
     )
-    assert [item.name for item in plan.take] == ["notes.txt"]  # 800 + 190 fits, + 100 does not
-    assert [item.name for item in plan.skipped] == ["new.csv"]
+    assert [item.name for item in plan.take] == ["new.csv", "notes.txt"]  # notes.txt replaced
+    assert plan.drop == ["old.ipynb"]  # 290 new + 50 still fit, 800 more do not
+    assert [(item.name, item.why) for item in plan.skipped] == [
+        ("old.ipynb", "older work, over the size kept per visitor")
+    ]
+
+
+def test_older_work_that_no_longer_fits_leaves_the_disk_and_is_named(store):
+    store.save(DIGEST, "one", plan_for(("old.bin", 700)), tar_of(regular("old.bin", b"o" * 700)))
+    cap = 1000
+    store.cap_bytes = cap
+    plan = keep.plan_keep([entry("new.bin", 600)], HANDED_OUT, cap, store.lookup(DIGEST).files)
+    store.save(DIGEST, "two", plan, tar_of(regular("new.bin", b"n" * 600)))
+    saved = store.lookup(DIGEST)
+    assert saved.files == {"new.bin": 600}
+    assert everything_under(store.root / DIGEST / keep.FILES) == {"new.bin"}
+    assert [item["name"] for item in saved.skipped] == ["old.bin"]
 
 
 def test_a_malformed_listing_is_parsed_as_far_as_it_makes_sense():
@@ -194,13 +219,13 @@ def test_saved_work_comes_back_whole_and_as_a_zip(store):
     )
     saved = store.lookup(DIGEST)
     assert saved is not None and saved.files == {"work.ipynb": len(notebook), "data/r.csv": 4}
-    with tarfile.open(fileobj=io.BytesIO(store.restore_archive(DIGEST))) as tar:
+    with tarfile.open(fileobj=packed(store.restore_archive, DIGEST)) as tar:
         members = {member.name: member for member in tar}
         assert set(members) == {"work.ipynb", "data/r.csv"}
         assert all(member.isreg() for member in members.values())
         assert members["work.ipynb"].mtime == int(HANDED_OUT + 60)  # not saved again next time
         assert tar.extractfile(members["work.ipynb"]).read() == notebook
-    with zipfile.ZipFile(io.BytesIO(store.download(DIGEST))) as archive:
+    with zipfile.ZipFile(packed(store.download, DIGEST)) as archive:
         assert sorted(archive.namelist()) == ["data/r.csv", "work.ipynb"]
         assert archive.read("data/r.csv") == b"1,2\n"
 
@@ -253,14 +278,26 @@ def test_a_hostile_archive_writes_nothing_but_the_planned_regular_files(store, t
 
 
 def test_a_link_planted_in_the_store_is_not_followed(store, tmp_path):
-    """Even if something put a link where a visitor's directory goes, writes do not follow it."""
+    """Even if something put a link where a visitor's files go, writes do not follow it."""
+    store.save(DIGEST, "abc123", plan_for(("a.txt", 1)), tar_of(regular("a.txt", b"x")))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(store.root / DIGEST / keep.FILES)
+    (store.root / DIGEST / keep.FILES).symlink_to(outside)
+    with pytest.raises(OSError):
+        store.save(DIGEST, "abc123", plan_for(("b.txt", 1)), tar_of(regular("b.txt", b"y")))
+    assert list(outside.iterdir()) == []
+
+
+def test_a_stale_folder_is_cleared_links_and_all_before_a_first_save(store, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (store.root / DIGEST).mkdir(mode=0o700)
     (store.root / DIGEST / keep.FILES).symlink_to(outside)
-    with pytest.raises(OSError):
-        store.save(DIGEST, "abc123", plan_for(("a.txt", 1)), tar_of(regular("a.txt", b"x")))
+    store.save(DIGEST, "abc123", plan_for(("a.txt", 1)), tar_of(regular("a.txt", b"x")))
     assert list(outside.iterdir()) == []
+    assert not (store.root / DIGEST / keep.FILES).is_symlink()
+    assert everything_under(store.root / DIGEST / keep.FILES) == {"a.txt"}
 
 
 def test_a_broken_archive_is_a_clean_error_and_keeps_what_was_saved(store):
@@ -277,14 +314,14 @@ def test_a_second_cull_merges_into_what_was_kept(store):
                tar_of(regular("b.txt", b"22"), regular("c.txt", b"3")))  # fmt: skip
     saved = store.lookup(DIGEST)
     assert saved.files == {"a.txt": 1, "b.txt": 2, "c.txt": 1} and saved.path_id == "two"
-    with zipfile.ZipFile(io.BytesIO(store.download(DIGEST))) as archive:
+    with zipfile.ZipFile(packed(store.download, DIGEST)) as archive:
         assert archive.read("b.txt") == b"22"
 
 
 def test_what_was_not_kept_is_named_in_the_download(store):
     plan = keep.plan_keep([entry("a.txt", 1), entry("big.bin", 2 * MB)], HANDED_OUT, MB)
     store.save(DIGEST, "abc123", plan, tar_of(regular("a.txt", b"x")))
-    with zipfile.ZipFile(io.BytesIO(store.download(DIGEST))) as archive:
+    with zipfile.ZipFile(packed(store.download, DIGEST)) as archive:
         note = archive.read("NOT-KEPT.txt").decode()
     assert "big.bin" in note and "over the size kept per visitor" in note
 
@@ -301,10 +338,65 @@ def test_work_is_gone_when_its_time_is_up_and_the_rest_stays(store):
     assert store.lookup(DIGEST, now=1000 + day) is None
     assert set(os.listdir(store.root)) == {late}
     with pytest.raises(keep.KeepError):
-        store.download(DIGEST)
+        store.download(DIGEST, io.BytesIO())
 
 
 def test_turning_the_feature_off_removes_every_visitors_work(store):
     store.save(DIGEST, "abc123", plan_for(("a.txt", 1)), tar_of(regular("a.txt", b"x")))
     SavedWork(store.root, 0, 0).prepare()
     assert not store.root.exists()
+
+
+def test_a_save_over_expired_work_starts_clean(store):
+    day = 24 * 3600
+    store.save(DIGEST, "old", plan_for(("old.txt", 1)), tar_of(regular("old.txt", b"o")), now=1000)
+    store.save(
+        DIGEST, "new", plan_for(("new.txt", 1)), tar_of(regular("new.txt", b"n")), now=1000 + day
+    )
+    assert store.lookup(DIGEST, now=1000 + day).files == {"new.txt": 1}
+    assert everything_under(store.root / DIGEST / keep.FILES) == {"new.txt"}
+
+
+def test_the_sweep_leaves_alone_the_work_being_saved(store):
+    (store.root / DIGEST / keep.FILES).mkdir(parents=True)  # a first save: files, no index yet
+    (store.root / DIGEST / keep.FILES / "a.txt").write_text("x")
+    assert store.sweep(busy=frozenset({DIGEST})) == 0
+    assert (store.root / DIGEST / keep.FILES / "a.txt").exists()
+    assert store.sweep() == 1  # once nobody saves it, a folder without an index is not work
+
+
+def test_saves_of_one_key_take_turns_even_when_one_comes_as_another_leaves():
+    """The first holder leaves; before the second (woken) runs, a third asks: it must wait for
+    the second, not get a lock of its own (which a lock dropped when free would give it)."""
+
+    async def scenario() -> int:
+        locks, inside, most = keep.KeyedLocks(), 0, 0
+        release, third_may_start = asyncio.Event(), asyncio.Event()
+
+        async def save(wait_for: asyncio.Event | None = None, hold: asyncio.Event | None = None):
+            nonlocal inside, most
+            if wait_for is not None:
+                await wait_for.wait()
+            async with locks.hold("visitor"):
+                inside += 1
+                most = max(most, inside)
+                if hold is not None:
+                    await hold.wait()
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                inside -= 1
+            if hold is not None:
+                third_may_start.set()  # the first leaves: the second is woken, not yet running
+
+        first = asyncio.create_task(save(hold=release))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(save())
+        third = asyncio.create_task(save(wait_for=third_may_start))
+        await asyncio.sleep(0)
+        assert locks.busy() == {"visitor"}
+        release.set()
+        await asyncio.gather(first, second, third)
+        assert locks.busy() == frozenset()  # nobody holds or waits: forgotten
+        return most
+
+    assert asyncio.run(scenario()) == 1

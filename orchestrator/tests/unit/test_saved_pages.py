@@ -173,6 +173,12 @@ def test_nonsense_choices_get_a_clear_400(tmp_path):
             ]:
                 response = await service.post("/saved/choose", urlencode(form))
                 assert response.code == 400 and problem in response.body, form
+            forged = await service.post(
+                "/saved/choose",
+                urlencode({"choice": "continue", "next": "/spawn/"}),
+                headers={"Origin": "https://evil.example"},
+            )
+            assert forged.code == 403 and b"own pages" in forged.body
             assert (await service.get("/saved/elsewhere")).code == 404
             assert (await service.post("/saved/download")).code == 405
 
