@@ -1,14 +1,16 @@
-"""The operator's page on the admin port: the pool, the notebooks in use, culls and errors.
+"""The admin port: the operator's page (the pool, the notebooks in use, culls and errors) and the
+admin API (/api/overview, /api/pool, /api/schedule, /api/stats, /metrics).
 
-Who gets in:
+Who gets in, the page and the API alike (AdminHandler.is_admin, the one rule):
 - With ADMIN_AUTH_TOKEN set, a request carrying `Authorization: token <admin token>` (scripts), or
   a browser holding the signed cookie that the login form sets. The form posts the token (never in
   a URL, so never in a log), is protected by Tornado's XSRF token, and the cookie is httponly,
   SameSite=Strict, Secure when the page is served over HTTPS, and good for 12 hours. Its signing
   key is derived from the admin token, so changing the token logs everyone out.
-- With no token set, only clients on loopback (an SSH tunnel, or curl on the host) get in; anyone
-  else gets a 403 page that says how to set a token.
-Everyone else gets a 403 page with the login form, never a traceback.
+- With no token set, only clients on loopback (an SSH tunnel, curl on the host, a local
+  Prometheus) get in; anyone else gets a 403 page that says how to set a token.
+Everyone else gets a 403 page with the login form (the API: a one-line JSON message), never a
+traceback.
 
 The page is rendered on the server and reloads itself; it needs no script and no third-party asset.
 """
@@ -19,17 +21,19 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
 from orchestrator import __version__, schedule
 from orchestrator.decisions import cull_in, usage_of
 from orchestrator.docker_backend import DockerError
-from orchestrator.handlers import BaseHandler
+from orchestrator.handlers import BaseHandler, StatsHandler
 from orchestrator.metrics import Series, Timeline
 from orchestrator.model import Slot, SlotState, user_path
 from orchestrator.proxy import ProxyError
@@ -236,8 +240,10 @@ def bar_chart(
 # ----- handlers -----
 
 
-class AdminPage(BaseHandler):
-    """Decides who is let in; renders a 403 page (with the login form) for everyone else."""
+class AdminHandler(BaseHandler):
+    """Every handler of the admin port, and the one rule of who is let in. With an admin token:
+    a request that carries it (`Authorization: token ...`, or the page's signed login cookie).
+    Without one: this host's loopback only (an SSH tunnel, curl on the host, a local Prometheus)."""
 
     @property
     def admin_token(self) -> str | None:
@@ -251,6 +257,23 @@ class AdminPage(BaseHandler):
             return True
         value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_MAX_AGE_DAYS)
         return value == b"admin"
+
+
+class AdminApiHandler(AdminHandler):
+    """The admin port's JSON and metrics: refused with a one-line message, never a page."""
+
+    def prepare(self) -> None:
+        if self.is_admin():
+            return
+        if self.admin_token:
+            raise web.HTTPError(401, "the admin token is required (Authorization: token ...)")
+        raise web.HTTPError(
+            403, "no admin token is set: the admin API answers this host's loopback only"
+        )
+
+
+class AdminPage(AdminHandler):
+    """A page of the admin port: renders a 403 page (with the login form) for everyone else."""
 
     def deny(self, problem: str | None = None) -> None:
         self.set_status(403)
@@ -388,6 +411,71 @@ class AdminLogoutHandler(AdminPage):
         self.check_xsrf_cookie()
         self.clear_cookie(COOKIE, path=COOKIE_PATH)
         self.redirect(PAGE)
+
+
+# ----- the admin API -----
+
+
+class AdminPoolHandler(AdminApiHandler):
+    async def delete(self) -> None:
+        drained = await self.pool.drain()
+        self.finish({"drained": drained})
+
+
+class AdminScheduleHandler(AdminApiHandler):
+    """`/api/schedule`: the workshops booked on this pool and the capacity they plan.
+
+    GET lists them; POST {"start", "end", "capacity"} books one more (kept in state_dir, so it
+    outlives a restart); DELETE removes those added here (the configuration's stay).
+    """
+
+    def get(self) -> None:
+        self.finish(self._listing())
+
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"null")
+            item = schedule.booking(body["start"], body["end"], body["capacity"])
+        except (ValueError, TypeError, KeyError) as error:
+            message = str(error) if isinstance(error, schedule.BookingError) else None
+            raise web.HTTPError(
+                400,
+                message or 'the body must be {"start": ISO 8601, "end": ISO 8601, "capacity": n}',
+            ) from None
+        try:
+            await self.pool.book(item)
+        except schedule.BookingError as error:
+            raise web.HTTPError(400, str(error)) from None
+        except DockerError as error:
+            raise web.HTTPError(503, f"cannot check this server's memory: {error}") from None
+        self.set_status(201)
+        self.finish(self._listing())
+
+    def delete(self) -> None:
+        self.pool.bookings.clear_added()
+        self.pool.plan_capacity()
+        self.finish(self._listing())
+
+    def _listing(self) -> dict[str, Any]:
+        now = self.pool.clock()
+        bookings = self.pool.bookings
+        return {
+            "capacity": self.pool.capacity,
+            "pool_size": self.config.pool_size,
+            "seconds_per_notebook": round(self.pool.boot_rate.seconds_per_notebook, 2),
+            "configured": [item.as_json() for item in schedule.upcoming(bookings.configured, now)],
+            "added": [item.as_json() for item in schedule.upcoming(bookings.added, now)],
+        }
+
+
+class AdminStatsHandler(AdminApiHandler, StatsHandler):
+    pass
+
+
+class MetricsHandler(AdminApiHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.settings["metrics"].registry))
 
 
 def _loopback(address: str | None) -> bool:

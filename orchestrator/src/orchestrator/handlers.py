@@ -1,4 +1,5 @@
-"""HTTP handlers: the visitor-facing app and the admin app.
+"""HTTP handlers of the visitor-facing app (the admin port's are in admin.py), and the base
+handler both apps share.
 
 Visitors never see a 5xx or a traceback: the pool being empty is a 429 with a page that retries
 itself (keeping the visitor's place in line, see waiting.py), and any unexpected error renders a
@@ -20,12 +21,10 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
-from orchestrator import __version__, keep, schedule
+from orchestrator import __version__, keep
 from orchestrator.decisions import client_address
-from orchestrator.docker_backend import DockerError
 from orchestrator.model import Slot, user_path
 from orchestrator.pool import HandOutFailed
 from orchestrator.waiting import Ticket, WaitingLine
@@ -557,74 +556,3 @@ class RobotsHandler(BaseHandler):
 class NotFoundHandler(BaseHandler):
     def prepare(self) -> None:
         raise web.HTTPError(404, "There is nothing at this address; check the link.")
-
-
-# ----- admin app -----
-
-
-class AdminHandler(BaseHandler):
-    def prepare(self) -> None:
-        if not self.authorized(self.settings["admin_token"]):
-            raise web.HTTPError(401, "the admin token is required (Authorization: token ...)")
-
-
-class AdminPoolHandler(AdminHandler):
-    async def delete(self) -> None:
-        drained = await self.pool.drain()
-        self.finish({"drained": drained})
-
-
-class AdminScheduleHandler(AdminHandler):
-    """`/api/schedule`: the workshops booked on this pool and the capacity they plan.
-
-    GET lists them; POST {"start", "end", "capacity"} books one more (kept in state_dir, so it
-    outlives a restart); DELETE removes those added here (the configuration's stay).
-    """
-
-    def get(self) -> None:
-        self.finish(self._listing())
-
-    async def post(self) -> None:
-        try:
-            body = json.loads(self.request.body or b"null")
-            item = schedule.booking(body["start"], body["end"], body["capacity"])
-        except (ValueError, TypeError, KeyError) as error:
-            message = str(error) if isinstance(error, schedule.BookingError) else None
-            raise web.HTTPError(
-                400,
-                message or 'the body must be {"start": ISO 8601, "end": ISO 8601, "capacity": n}',
-            ) from None
-        try:
-            await self.pool.book(item)
-        except schedule.BookingError as error:
-            raise web.HTTPError(400, str(error)) from None
-        except DockerError as error:
-            raise web.HTTPError(503, f"cannot check this server's memory: {error}") from None
-        self.set_status(201)
-        self.finish(self._listing())
-
-    def delete(self) -> None:
-        self.pool.bookings.clear_added()
-        self.pool.plan_capacity()
-        self.finish(self._listing())
-
-    def _listing(self) -> dict[str, Any]:
-        now = self.pool.clock()
-        bookings = self.pool.bookings
-        return {
-            "capacity": self.pool.capacity,
-            "pool_size": self.config.pool_size,
-            "seconds_per_notebook": round(self.pool.boot_rate.seconds_per_notebook, 2),
-            "configured": [item.as_json() for item in schedule.upcoming(bookings.configured, now)],
-            "added": [item.as_json() for item in schedule.upcoming(bookings.added, now)],
-        }
-
-
-class AdminStatsHandler(AdminHandler, StatsHandler):
-    pass
-
-
-class MetricsHandler(AdminHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(self.settings["metrics"].registry))

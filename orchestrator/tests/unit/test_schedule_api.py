@@ -152,3 +152,35 @@ def test_the_admin_page_books_a_workshop_lists_it_and_refuses_nonsense_with_a_pa
             assert admin.pool.bookings.all() == []
 
     run(scenario())
+
+
+def _this_hosts_address() -> str:
+    """An address of this machine that is not loopback (the route's source toward elsewhere)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, a route is looked up
+        return probe.getsockname()[0]
+
+
+@pytest.mark.parametrize("path", ["/api/stats", "/api/schedule", "/metrics", "/admin/"])
+def test_without_an_admin_token_the_page_and_the_api_answer_loopback_only(path):
+    """One rule for the whole admin port: from this host's other address, everything is 403."""
+
+    async def scenario():
+        async with Admin(pool_size=1) as admin:
+            address = _this_hosts_address()
+            assert not address.startswith("127.")
+            sockets = bind_sockets(0, address)
+            server = HTTPServer(admin.apps["admin"])
+            server.add_sockets(sockets)
+            try:
+                port = sockets[0].getsockname()[1]
+                remote = await admin.http.fetch(f"http://{address}:{port}{path}", raise_error=False)
+                local = await admin.call("GET", path)
+            finally:
+                server.stop()
+            assert remote.code == 403, remote.body[:200]
+            assert local.code == 200
+
+    run(scenario())
