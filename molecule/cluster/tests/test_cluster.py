@@ -2,16 +2,22 @@
 
 Runs against the front door (testinfra's `host`); the nodes are reached by name with testinfra's
 docker backend, and HTTP goes from this machine to the front door's address, as a browser would.
-The last test pauses one node (`docker pause`: it stops answering but keeps its connections
-open, the hardest kind of dead) and unpauses it when done.
+The dead-node test pauses one node (`docker pause`: it stops answering but keeps its connections
+open, the hardest kind of dead) and unpauses it when done. The last test waits for a real cull
+(the scenario's short tmpnb_cull_timeout) and follows a returning visitor to their saved work.
 """
 
+import csv
 import hashlib
+import io
 import json
+import secrets
 import ssl
 import subprocess
 import time
+import tomllib
 import uuid
+import zipfile
 
 import pytest
 import requests
@@ -23,6 +29,10 @@ NODES = ["molecule-cluster-nb1", "molecule-cluster-nb2"]
 # Each node's own python3: nb1 is Debian 12, nb2 Debian 13 (molecule.yml).
 NODE_PYTHON = {"molecule-cluster-nb1": "3.11", "molecule-cluster-nb2": "3.13"}
 COOKIE = "tmpnb_node"
+# The orchestrator's resume key (orchestrator/.../handlers.py), sent to /spawn and /saved only.
+KEEP_COOKIE = "tmpnb_keep"
+# Each node's orchestrator options (roles/tmpnb), read for its cull timings and state_dir.
+NODE_CONFIG = "/etc/tmpnb/orchestrator.toml"
 SIDECAR = "http://127.0.0.1:9100/api/stats"
 # The front door's certificate is the role's self-signed one.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -70,6 +80,25 @@ def node_hosts():
 def node_stats(node_host):
     """A node's own /api/stats, asked on the node itself."""
     return json.loads(node_host.check_output("curl -sf http://127.0.0.1:8000/api/stats"))
+
+
+def node_config(node_host):
+    return tomllib.loads(node_host.file(NODE_CONFIG).content_string)
+
+
+def remove_from_nodes(node_hosts, notebooks, keys):
+    """Remove these notebooks (by path id; the orchestrator sees them vanish and refills its
+    pool), then the work kept under these resume keys, wherever they are."""
+    for node in node_hosts.values():
+        for path_id in notebooks:
+            node.run_expect(
+                [0], "docker ps -aq --filter label=tmpnb.path=%s | xargs -r docker rm -f", path_id
+            )
+        saved = node_config(node)["state_dir"] + "/saved"
+        for key in keys:
+            work = f"{saved}/{hashlib.sha256(key.encode()).hexdigest()}"
+            node.run_expect([0], "rm -rf %s", work)
+            assert not node.file(work).exists
 
 
 def session(cookies=None):
@@ -167,20 +196,26 @@ class Visitor:
 
 
 @pytest.fixture(scope="module")
-def visitors(site, warm):
+def visitors(site, warm, node_hosts):
     """New visitors until both nodes hold one: the weights follow the free notebooks, so a
-    node that handed one out gets fewer new visitors, and a full one none."""
+    node that handed one out gets fewer new visitors, and a full one none. When the module is
+    done, their notebooks go, and the work kept for them when they were culled."""
     by_node = {}
     landed = []
     for _ in range(4):
         visitor = Visitor(site).spawn()
-        landed.append(visitor.node)
+        landed.append(visitor)
         by_node.setdefault(visitor.node, visitor)
         if len(by_node) == len(NODES):
             break
         time.sleep(3)  # the sidecar polls every second, HAProxy asks it every second
-    print(f"\nvisitors landed on: {landed}")
-    return by_node
+    print(f"\nvisitors landed on: {[visitor.node for visitor in landed]}")
+    yield by_node
+    remove_from_nodes(
+        node_hosts,
+        {visitor.base.rsplit("/", 1)[1] for visitor in landed},
+        {c.value for visitor in landed for c in visitor.session.cookies if c.name == KEEP_COOKIE},
+    )
 
 
 @pytest.mark.parametrize("unit", ["haproxy.service", "tmpnb-frontdoor.service"])
@@ -345,3 +380,218 @@ def test_new_visitors_leave_a_dead_node_within_10s(site, visitors, paused_node):
     assert switched < 10
     # The visitor on the live node kept working all along.
     assert visitors[live].execute("print(5 * 4)").strip() == "20"
+
+
+# ----- a returning visitor: their work is kept at the cull, on their node -----
+
+
+def haproxy_states(host):
+    """Each node's status in HAProxy (runtime API `show stat`): UP, "DRAIN (agent)" (the
+    sidecar's drain: only visitors sent by persistence), DOWN, ..."""
+    script = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect('/run/haproxy/admin.sock')\n"
+        "s.sendall(b'show stat\\n')\n"
+        "data = b''\n"
+        "while chunk := s.recv(65536):\n"
+        "    data += chunk\n"
+        "print(data.decode())\n"
+    )
+    text = host.check_output("python3 -c %s", script).lstrip("# ")
+    return {
+        row["svname"]: row["status"]
+        for row in csv.DictReader(io.StringIO(text))
+        if row["pxname"] == "nodes" and row["svname"] in NODES
+    }
+
+
+def notebook_node(node_hosts, path_id):
+    """The node whose engine runs the notebook /user/<path_id>, or None."""
+    held = [
+        name
+        for name, node in node_hosts.items()
+        if node.check_output("docker ps -q --filter label=tmpnb.path=%s", path_id)
+    ]
+    assert len(held) <= 1, held
+    return held[0] if held else None
+
+
+def set_cookies(response):
+    """The Set-Cookie headers of one answer, each on its own (requests joins them)."""
+    return response.raw.headers.getlist("Set-Cookie")
+
+
+@pytest.fixture
+def left_on_nodes(node_hosts):
+    """What the test leaves on the nodes (notebooks, resume keys), removed when it ends."""
+    made = {"notebooks": set(), "keys": set()}
+    yield made
+    remove_from_nodes(node_hosts, made["notebooks"], made["keys"])
+
+
+class Browser:
+    """One browser through the front door that follows the workshop link; every notebook it is
+    handed and every resume key it is given is noted in `left`, for the clean-up."""
+
+    def __init__(self, site, left, cookies=None):
+        self.site, self.left = site, left
+        self.session = session(cookies)
+
+    @property
+    def node(self):
+        return node_of_cookie(self.session.cookies[COOKIE])
+
+    def follow_link(self):
+        """GET the workshop link, no redirect followed: the answer, and the notebook's base URL
+        and token when it handed one out."""
+        answer = self.session.get(self.site + "/spawn/tree", allow_redirects=False, timeout=60)
+        self.left["keys"].update(c.value for c in self.session.cookies if c.name == KEEP_COOKIE)
+        location = answer.headers.get("Location", "")
+        if answer.status_code != 302 or not location.startswith("/user/"):
+            return answer, None, None
+        path, _, query = location.partition("?")
+        path_id = path.split("/")[2]
+        self.left["notebooks"].add(path_id)
+        token = dict(part.split("=", 1) for part in query.split("&") if part)["token"]
+        return answer, f"{self.site}/user/{path_id}", token
+
+    def new_notebook(self):
+        answer, base, token = self.follow_link()
+        assert answer.status_code == 302 and base, (answer.status_code, answer.text[:300])
+        return answer, base, token
+
+    def contents(self, base, token, name=""):
+        answer = self.session.get(
+            f"{base}/api/contents/{name}", headers={"Authorization": f"token {token}"}, timeout=30
+        )
+        assert answer.status_code == 200, (answer.status_code, answer.text[:300])
+        return answer.json()
+
+    def listing(self, base, token):
+        return {item["name"] for item in self.contents(base, token)["content"]}
+
+    def welcomed_back(self, name):
+        """The workshop link once more: the Welcome back page naming the kept file (200), or
+        the assertion says what came instead (a 302 is a fresh notebook on a node without it)."""
+        answer, _, _ = self.follow_link()
+        assert answer.status_code == 200, (answer.status_code, answer.headers.get("Location"))
+        assert "Welcome back" in answer.text and name in answer.text, answer.text[:300]
+
+
+def path_id_of(base):
+    return base.rsplit("/", 1)[1]
+
+
+def test_a_returning_visitor_reaches_their_work_through_the_front_door(
+    host, site, door_ip, node_hosts, left_on_nodes
+):
+    """A visitor writes a file, leaves, is culled for real, and follows the workshop link again
+    through the front door: every time it reaches the node that kept their work, also when that
+    node is full, and continuing gives a notebook with the file. Nobody else sees it."""
+    configs = {name: node_config(node_hosts[name]) for name in NODES}
+    for name, config in configs.items():
+        assert config.get("state_dir"), f"{name}: no state_dir, so no work is kept"
+        assert config.get("keep_hours", 24) > 0, f"{name}: keeping work is off"
+        assert config["cull_timeout"] + config["cull_period"] <= 300, (
+            f"{name}: cull_timeout {config['cull_timeout']} s is too long for this test; "
+            "molecule.yml sets a short tmpnb_cull_timeout for it"
+        )
+    # Both nodes take new visitors (the test before paused one): otherwise every request would
+    # reach the one up, and the test could not tell persistence from balancing.
+    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, timeout=120)
+
+    visitor = Browser(site, left_on_nodes)
+    answer, base, token = visitor.new_notebook()
+    work_node = visitor.node
+    other_node = next(name for name in NODES if name != work_node)
+    cookies = set_cookies(answer)
+    # The node's cookie outlives the browser's session, as the resume key does: a visitor who
+    # closed their laptop overnight still knows their node.
+    assert any(c.startswith(f"{COOKIE}=") and "Max-Age=" in c for c in cookies), cookies
+    for path in ("/spawn", "/saved"):
+        assert any(c.startswith(f"{KEEP_COOKIE}=") and f"Path={path}" in c for c in cookies)
+    name = f"kept-{uuid.uuid4().hex[:8]}.txt"
+    text = f"written on {work_node}, before lunch\n"
+    written = visitor.session.put(
+        f"{base}/api/contents/{name}",
+        headers={"Authorization": f"token {token}"},
+        json={"type": "file", "format": "text", "content": text},
+        timeout=30,
+    )
+    assert written.status_code == 201, (written.status_code, written.text[:300])
+    assert name in visitor.listing(base, token)
+    left_at = time.monotonic()
+
+    # The visitor leaves; the node culls the idle notebook and keeps the file.
+    config = configs[work_node]
+    status = wait_for(
+        lambda: (
+            (s := visitor.session.get(site + "/saved/status", timeout=10).json())["saved"] and s
+        ),
+        timeout=config["cull_timeout"] + config["cull_period"] + 120,
+        interval=2,
+    )
+    kept_after = time.monotonic() - left_at
+    assert status["files"] == 1, status
+    # The notebook itself is gone: its address ends at the orchestrator's page (404).
+    wait_for(lambda: visitor.session.get(f"{base}/tree", timeout=10).status_code == 404, 60)
+    assert notebook_node(node_hosts, path_id_of(base)) is None
+    # Each node has every notebook free again (the other tests' visitors were idle longer and
+    # were culled too), and both take new visitors: nothing but the cookie holds the visitor.
+    wait_for(
+        lambda: all((s := node_stats(node_hosts[n]))["available"] == s["capacity"] for n in NODES),
+        timeout=180,
+    )
+    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, timeout=60)
+
+    # They follow the workshop link again, many times: the Welcome back page of their node every
+    # time (balanced, every other request would go to the other node, which keeps nothing for
+    # them and would hand out a fresh notebook).
+    returns = 8
+    for _ in range(returns):
+        visitor.welcomed_back(name)
+        assert visitor.node == work_node
+    download = visitor.session.get(site + "/saved/download", timeout=30)
+    assert download.status_code == 200, download.status_code
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert archive.read(name).decode() == text
+
+    # Continue where they left off: a new notebook on the same node, the file in it.
+    chosen = visitor.session.post(
+        site + "/saved/choose",
+        data={"choice": "continue", "next": "/spawn/tree"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert chosen.status_code == 303, chosen.status_code
+    assert chosen.headers["Location"] == "/spawn/tree"
+    _, resumed, resumed_token = visitor.new_notebook()
+    assert notebook_node(node_hosts, path_id_of(resumed)) == work_node
+    assert name in visitor.listing(resumed, resumed_token)
+    assert visitor.contents(resumed, resumed_token, name)["content"] == text
+
+    # Someone else whose node it is, with a resume key of their own, gets a fresh notebook
+    # there: the key, not the node, opens the work. That fills the node (pool of 2).
+    other = Browser(site, left_on_nodes, {COOKIE: cookie_of(work_node)})
+    other.session.cookies.set(KEEP_COOKIE, secrets.token_urlsafe(32), domain=door_ip, path="/spawn")
+    _, theirs, their_token = other.new_notebook()
+    assert notebook_node(node_hosts, path_id_of(theirs)) == work_node
+    names = other.listing(theirs, their_token)
+    assert "workshop" in names and name not in names, names
+    # The sidecar's agent drains a full node: no new visitor goes there, a returning one still does.
+    drained = {work_node: "DRAIN (agent)", other_node: "UP"}
+    wait_for(lambda: haproxy_states(host) == drained, timeout=30)
+    visitor.welcomed_back(name)
+    assert visitor.node == work_node
+    # A browser without any cookie gets a fresh notebook, on the node with room.
+    stranger = Browser(site, left_on_nodes)
+    _, fresh, fresh_token = stranger.new_notebook()
+    assert stranger.node == other_node
+    names = stranger.listing(fresh, fresh_token)
+    assert "workshop" in names and name not in names, names
+    print(
+        f"\nwork kept on {work_node} {kept_after:.0f} s after the visitor left "
+        f"(cull_timeout {config['cull_timeout']:g} s, cull_period {config['cull_period']:g} s); "
+        f"{returns + 1} of {returns + 1} returns reached it, the last one with the node full"
+    )
