@@ -394,7 +394,7 @@ class Config:
         "Hours a culled notebook's work (the files its visitor made or changed in home_dir) is "
         "kept for the visitor to continue or download, in state_dir/saved; 0 keeps nothing and "
         "removes what was kept",
-        _between(0, 24 * 90),
+        _between(0, 24 * 28),  # the key's cookie lasts KEEP_COOKIE_DAYS (30)
     )
     keep_max_mb: int = option(
         32,

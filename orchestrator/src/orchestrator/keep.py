@@ -281,7 +281,7 @@ class SavedWork:
             return None
         if (now if now is not None else time.time()) >= saved.saved_at + self.keep_seconds:
             return None
-        return saved
+        return saved if saved.files else None  # no file kept: nothing to offer
 
     def save(
         self, digest: str, path_id: str, plan: KeepPlan, archive: IO[bytes] | None, *,

@@ -470,6 +470,8 @@ class Pool:
         except (DockerError, keep.KeepError, OSError) as error:
             self._error("keep", error, path=slot.path_id)
             return
+        if saved is None:
+            return  # the visitor made nothing: nothing to offer them
         self.metrics.kept.inc()
         log_event(
             "kept", pool=self.pool_name, path=slot.path_id, files=len(saved.files),
@@ -479,8 +481,9 @@ class Pool:
 
     async def _save_work(
         self, store: keep.SavedWork, digest: str, path_id: str, container_id: str, since: float
-    ) -> keep.Saved:
-        """List the home, choose (keep.plan_keep), fetch those files, store them."""
+    ) -> keep.Saved | None:
+        """List the home, choose (keep.plan_keep), fetch those files, store them; None when
+        there is nothing to keep (no file of the visitor's, and nothing kept before)."""
         home = self.config.home_dir
         listing = await self.docker.exec_output(
             container_id, keep.listing_command(home), LISTING_LIMIT
@@ -489,6 +492,8 @@ class Pool:
         plan = keep.plan_keep(
             keep.parse_listing(listing), since, store.cap_bytes, before.files if before else {}
         )
+        if not plan.take and before is None:
+            return None
         archive = b""
         if plan.take:
             names = [entry.name for entry in plan.take]

@@ -122,6 +122,18 @@ def test_a_returning_visitor_continues_with_their_files_and_a_stranger_sees_none
     run(scenario())
 
 
+def test_a_visitor_who_made_nothing_is_not_welcomed_back(tmp_path):
+    async def scenario():
+        async with Service(pool_size=2, state_dir=str(tmp_path), keep_hours=1) as service:
+            key, _ = await visit_and_leave(service, {})
+            await service.pool._guarded("reconcile", service.pool.reconcile_once)
+            again = await service.get("/spawn/", headers=cookie_header((KEEP_COOKIE, key)))
+            assert again.code == 302
+            assert list(tmp_path.joinpath("saved").iterdir()) == []
+
+    run(scenario())
+
+
 def test_starting_afresh_keeps_the_saved_work_for_later(tmp_path):
     async def scenario():
         async with Service(pool_size=2, state_dir=str(tmp_path), keep_hours=1) as service:
