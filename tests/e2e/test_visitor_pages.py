@@ -271,11 +271,16 @@ def test_a_returning_visitor_continues_with_their_saved_file(
     button.click()
     wait_until(browser, seen.url_contains("/user/"), "a new notebook")
     assert f"/user/{path_id}/" not in browser.current_url
-    wait_until(
-        browser,
-        seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".jp-DirListing"), "kept-by-browser"),
-        "the saved file in the new notebook",
+    listed = seen.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, ".jp-DirListing"), "kept-by-browser"
     )
+
+    def saved_file_listed(browser) -> bool:
+        failed = [line for line in service.log_text().splitlines() if "kind=restore" in line]
+        assert not failed, f"the restore failed: {failed}"  # say why at once, not after a wait
+        return bool(listed(browser))
+
+    wait_until(browser, saved_file_listed, "the saved file in the new notebook")
     screenshot("continued")
 
 
