@@ -131,7 +131,7 @@ class Orchestrator:
             "docker_network": network, "use_tokens": "true", "port": self.port,
             "admin_port": self.admin_port, "proxy_endpoint": f"http://127.0.0.1:{self.proxy.api_port}",
             "proxy_public_url": self.proxy.url, "max_dock_workers": 4, "cull_timeout": 86400,
-            "cull_period": 600, "cull_max": 0, "mem_limit": "256m",
+            "cull_period": 600, "cull_max": 0, "mem_limit": "512m",
         }  # fmt: skip
         args.update((name, value) for name, value in options.items() if value is not None)
         env = {
@@ -148,6 +148,8 @@ class Orchestrator:
         )  # fmt: skip
 
     def stats(self) -> dict:
+        if self.process.poll() is not None:  # refused its options, or crashed: say why, at once
+            raise RuntimeError(f"the orchestrator exited: {Path(self.log.name).read_text()}")
         return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).json()
 
     def wait_available(self, count: int, timeout: float) -> float:
