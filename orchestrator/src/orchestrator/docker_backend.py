@@ -268,26 +268,27 @@ class DockerBackend:
         await self._run(f"remove {container_id[:12]}", lambda: _remove(self._api(), container_id))
 
     async def exec_output(
-        self, container_id: str, command: list[str], limit: int, *, check: bool = True
-    ) -> bytes:
-        """Run `command` in the running container (as its user) and return its output; more
-        than `limit` bytes, or a non-zero exit when `check`, is a DockerError. The output is the
-        visitor's to shape: callers parse it, never trust it."""
+        self, container_id: str, command: list[str], target: IO[bytes], limit: int, *,
+        check: bool = True,
+    ) -> None:  # fmt: skip
+        """Run `command` in the running container (as its user), its output written to `target`
+        as it comes (a caller may pass a temporary file: it may be large); more than `limit`
+        bytes, or a non-zero exit when `check`, is a DockerError. The output is the visitor's to
+        shape: callers parse it, never trust it."""
 
-        def run() -> bytes:
+        def run() -> None:
             api = self._api()
             exec_id = api.exec_create(container_id, command, stdout=True, stderr=False)["Id"]
-            chunks, size = [], 0
+            size = 0
             for chunk in api.exec_start(exec_id, stream=True):
                 size += len(chunk)
                 if size > limit:
                     raise DockerError(f"{command[0]} wrote more than {limit} bytes")
-                chunks.append(chunk)
+                target.write(chunk)
             if check:
                 _check_exit(api, exec_id, command[0])
-            return b"".join(chunks)
 
-        return await self._run(f"run {command[0]} in {container_id[:12]}", run)
+        await self._run(f"run {command[0]} in {container_id[:12]}", run)
 
     async def exec_input(self, container_id: str, command: list[str], data: IO[bytes]) -> None:
         """Run `command` in the running container (as its user) with `data` on its stdin, sent

@@ -485,25 +485,27 @@ class Pool:
         """List the home, choose (keep.plan_keep), fetch those files, store them; None when
         there is nothing to keep (no file of the visitor's, and nothing kept before)."""
         home = self.config.home_dir
-        listing = await self.docker.exec_output(
-            container_id, keep.listing_command(home), LISTING_LIMIT
+        listing = io.BytesIO()
+        await self.docker.exec_output(
+            container_id, keep.listing_command(home), listing, LISTING_LIMIT
         )
         before = await asyncio.to_thread(store.lookup, digest)
         plan = keep.plan_keep(
-            keep.parse_listing(listing), since, store.cap_bytes, before.files if before else {}
-        )
+            keep.parse_listing(listing.getvalue()), since, store.cap_bytes,
+            before.files if before else {},
+        )  # fmt: skip
         if not plan.take and before is None:
             return None
-        archive = b""
-        if plan.take:
-            names = [entry.name for entry in plan.take]
-            archive = await self.docker.exec_output(
-                container_id, keep.archive_command(home, names), keep.archive_limit(plan),
-                check=False,
+        if not plan.take:
+            return await asyncio.to_thread(store.save, digest, path_id, plan, None)
+        names = [entry.name for entry in plan.take]
+        with tempfile.TemporaryFile() as archive:  # up to keep_max_mb: not held in memory
+            await self.docker.exec_output(
+                container_id, keep.archive_command(home, names), archive,
+                keep.archive_limit(plan), check=False,
             )  # fmt: skip
-        return await asyncio.to_thread(
-            store.save, digest, path_id, plan, io.BytesIO(archive) if archive else None
-        )
+            archive.seek(0)
+            return await asyncio.to_thread(store.save, digest, path_id, plan, archive)
 
     async def keep_all(self) -> int:
         """Save the work of every notebook in use, and leave the notebooks as they are: the node

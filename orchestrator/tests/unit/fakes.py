@@ -192,8 +192,9 @@ class FakeDocker:
         self._done(outcome, "remove")
 
     async def exec_output(
-        self, container_id: str, command: list[str], limit: int, *, check: bool = True
-    ) -> bytes:
+        self, container_id: str, command: list[str], target: IO[bytes], limit: int, *,
+        check: bool = True,
+    ) -> None:  # fmt: skip
         """`find` (keep.listing_command) and `tar --create` (keep.archive_command) over the
         container's home."""
         outcome = await self._call("exec_output")
@@ -218,8 +219,8 @@ class FakeDocker:
             output = buffer.getvalue()
         if len(output) > limit:
             raise DockerError(f"{command[0]} wrote more than {limit} bytes")
+        target.write(output)
         self._done(outcome, "exec_output")
-        return output
 
     async def exec_input(self, container_id: str, command: list[str], data: IO[bytes]) -> None:
         """`tar --extract` into the container's home."""
