@@ -32,7 +32,7 @@ def test_argument_specs_mirror_defaults(role):
 
 
 def test_tmpnb_has_a_variable_for_every_orchestrator_option():
-    from orchestrator.config import OPTIONS
+    from orchestrator.options import OPTIONS
 
     defaults = load(ROLES / "tmpnb" / "defaults" / "main.yml")
     # `config` is the file the role writes, not an option inside it.

@@ -16,25 +16,16 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 
 from orchestrator import __version__, admin, handlers, listeners
-from orchestrator.config import (
-    LOGO_TYPES,
-    Config,
-    ConfigError,
-    help_text,
-    page_links,
-    parse,
-    read_token_file,
-    size_bytes,
-)
+from orchestrator.config import PROG, Config, check_main, is_check, parse, read_token_file
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event, setup_logging
 from orchestrator.metrics import Metrics, Timeline
 from orchestrator.model import LABEL_POOL
+from orchestrator.options import ConfigError, help_text
 from orchestrator.pool import Pool
 from orchestrator.proxy import ProxyClient, ProxyError
 from orchestrator.waiting import WaitingLine
 
-PROG = "tmpnb-orchestrator"
 TEMPLATES = str(Path(__file__).parent / "templates")
 
 
@@ -71,17 +62,13 @@ def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applica
 
 def make_theme(config: Config) -> handlers.Theme:
     """The operator's title, names, message, links and logo (read once: it was checked at start)."""
-    logo = logo_type = None
-    if config.logo:
-        logo = Path(config.logo).read_bytes()
-        logo_type = LOGO_TYPES[Path(config.logo).suffix.lower()]
     return handlers.Theme(
         title=config.title,
         workshop_name=config.workshop_name,
         message=config.message,
-        links=page_links(config.links),
-        logo=logo,
-        logo_type=logo_type,
+        links=list(config.page_links),
+        logo=Path(config.logo).read_bytes() if config.logo else None,
+        logo_type=config.logo_type,
     )
 
 
@@ -157,7 +144,7 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
         api_version, notebook_user = await docker.check(
             config.image,
             config.container_user,
-            numeric_user=bool(size_bytes(config.disk_limit)),
+            numeric_user=bool(config.disk_limit_bytes),
         )
     except (DockerError, ProxyError) as error:
         listeners.close_all([sock for socks in sockets.values() for sock in socks])
@@ -274,16 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--help" in args or "-h" in args:
         print(help_text(PROG))
         return 0
-    checking = "--check_config" in args or "--check-config" in args
-    args = [arg for arg in args if arg not in ("--check_config", "--check-config")]
+    if is_check(args):  # what the tmpnb role runs before it writes the file
+        return check_main(args)
     try:
-        config = parse(args, require_token=not checking)
+        config = parse(args)
     except ConfigError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
-    if checking:  # what the tmpnb role's template runs before it writes the file
-        print(f"{PROG}: configuration is valid")
-        return 0
     setup_logging()
     try:
         asyncio.run(serve(config))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator import __version__
-from orchestrator.config import Config, host_binds, render_command, size_bytes
+from orchestrator.config import Config
 from orchestrator.docker_backend import ContainerSpec
 from orchestrator.model import (
     LABEL_CREATED,
@@ -27,7 +27,7 @@ def writable_mounts(config: Config, user: str | None) -> dict[str, str]:
     The home belongs to the container's user, a `uid[:gid]` (app.py refuses to start with a
     name: Docker does not apply a mode to a mount point the image already has).
     """
-    if not size_bytes(config.disk_limit):
+    if not config.disk_limit_bytes:
         return {}
     size = f"size={config.disk_limit},nosuid,nodev,exec"
     uid, _, gid = (user or "").partition(":")
@@ -69,12 +69,8 @@ def container_spec(
     return ContainerSpec(
         name=f"tmpnb-{pool_name}-{slot.path_id}",
         image=config.image,
-        command=render_command(
-            config.command,
-            base_path=user_path(slot.path_id) + "/",
-            port=port,
-            ip=ip,
-            token=slot.token,
+        command=config.command_template.render(
+            base_path=user_path(slot.path_id) + "/", port=port, ip=ip, token=slot.token
         ),
         labels=labels,
         environment={TOKEN_ENV: slot.token} if slot.token else {},
@@ -85,8 +81,8 @@ def container_spec(
         user=config.container_user,
         network=config.docker_network,
         host_network=config.host_network,
-        volumes=host_binds(config.host_directories),
-        extra_hosts=dict(item.split(":", 1) for item in config.extra_hosts),
+        volumes=config.binds,
+        extra_hosts=config.extra_host_map,
         tmpfs=writable_mounts(config, user),
-        read_only=bool(size_bytes(config.disk_limit)),
+        read_only=bool(config.disk_limit_bytes),
     )

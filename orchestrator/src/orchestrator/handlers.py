@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 from tornado import web
 
 from orchestrator import __version__, keep
+from orchestrator.config import Config
 from orchestrator.decisions import client_address
 from orchestrator.model import Slot, user_path
 from orchestrator.pool import HandOutFailed
@@ -67,8 +68,9 @@ class BaseHandler(web.RequestHandler):
         return self.settings["pool"]
 
     @property
-    def config(self) -> Any:
-        return self.settings["config"]
+    def config(self) -> Config:
+        config: Config = self.settings["config"]
+        return config
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", _NO_STORE)
@@ -321,7 +323,7 @@ class SpawnHandler(BaseHandler):
             "resume.html",
             saved=saved,
             next_url=self.request.uri,
-            kept_until=_moment(saved.saved_at + self.config.keep_hours * 3600),
+            kept_until=_moment(saved.saved_at + self.config.keep_seconds),
             saved_at=_moment(saved.saved_at),
             size=_size(saved.bytes),
         )
@@ -406,7 +408,7 @@ class SavedHandler(BaseHandler):
             body: dict[str, Any] = {"saved": saved is not None}
             if saved is not None:
                 body["files"] = len(saved.files)
-                body["kept_until"] = _moment(saved.saved_at + self.config.keep_hours * 3600)
+                body["kept_until"] = _moment(saved.saved_at + self.config.keep_seconds)
             self.finish(body)
             return
         if action != "download":

@@ -32,7 +32,7 @@ from typing import Any
 
 from orchestrator import backoff, keep, schedule
 from orchestrator.bookings import Bookings
-from orchestrator.config import Config, size_bytes
+from orchestrator.config import Config
 from orchestrator.container_spec import container_spec, visitor_cpu_shares
 from orchestrator.decisions import (
     Adoption,
@@ -130,17 +130,14 @@ class Pool:
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
         # Workshops booked ahead (schedule.py): from the configuration, and added at run time.
-        self.bookings = Bookings(
-            [schedule.parse(item) for item in config.schedule], config.state_dir
-        )
+        self.bookings = Bookings(list(config.bookings), config.state_dir)
         self.boot_rate = schedule.BootRate()
         # Visitors' work kept at the cull (keep.py), under state_dir; None: nothing is kept.
         self.saved: keep.SavedWork | None = None
         if config.state_dir and config.keep_hours > 0:
             self.saved = keep.SavedWork(
-                Path(config.state_dir) / "saved", config.keep_max_mb * 1024**2,
-                config.keep_hours * 3600,
-            )  # fmt: skip
+                Path(config.state_dir) / "saved", config.keep_max_bytes, config.keep_seconds
+            )
         self._capacity = config.pool_size
         self.metrics.capacity.set(self._capacity)
 
@@ -176,7 +173,7 @@ class Pool:
         """Book a workshop at run time (admin API and page), if this server has the memory for
         it: every notebook may use mem_limit. DockerError when the engine cannot say."""
         memory = await self.docker.memory_total()
-        needed = item.capacity * size_bytes(self.config.mem_limit)
+        needed = item.capacity * self.config.mem_limit_bytes
         if needed > memory:
             raise schedule.BookingError(
                 f"capacity {item.capacity} x mem_limit {self.config.mem_limit} = "

@@ -1,16 +1,19 @@
-"""Options: tmpnb's names and defaults, both spellings, the config file, one-line errors."""
+"""Options: tmpnb's names and defaults, both spellings, the config file, one-line errors, the
+rules across options, and the values the Config derives once."""
+
+from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.config import (
+from orchestrator.config import check_main, parse
+from orchestrator.options import (
     DEFAULT_COMMAND,
     OPTIONS_BY_NAME,
+    CommandTemplate,
     ConfigError,
     help_text,
     host_binds,
     page_links,
-    parse,
-    render_command,
 )
 
 ENV = {"CONFIGPROXY_AUTH_TOKEN": "secret"}
@@ -51,7 +54,7 @@ def test_tmpnb_options_keep_their_names_and_defaults():
 
 
 def test_help_lists_every_option_with_its_default():
-    text = help_text()
+    text = help_text("tmpnb-orchestrator")
     for name in OPTIONS_BY_NAME:
         assert f"--{name} " in text
     assert "(default 9999)" in text
@@ -84,8 +87,9 @@ def test_proxy_endpoint_comes_from_the_environment():
 
 
 def test_secrets_come_from_the_environment_and_are_not_in_repr():
-    config = parse([], {**ENV, "API_AUTH_TOKEN": "a", "ADMIN_AUTH_TOKEN": "b"})
-    assert (config.proxy_token, config.api_token, config.admin_token) == ("secret", "a", "b")
+    api, admin = "a" * 32, "b" * 32
+    config = parse([], {**ENV, "API_AUTH_TOKEN": api, "ADMIN_AUTH_TOKEN": admin})
+    assert (config.proxy_token, config.api_token, config.admin_token) == ("secret", api, admin)
     assert "secret" not in repr(config)
 
 
@@ -172,8 +176,7 @@ def test_docker_versions_below_1_24_mean_negotiate(version, negotiate):
 
 
 def test_commands_become_argument_lists_without_a_shell():
-    argv = render_command(
-        DEFAULT_COMMAND,
+    argv = CommandTemplate.parse(DEFAULT_COMMAND).render(
         base_path="/user/ab/",
         port=8888,
         ip=ANY_IP,
@@ -186,7 +189,7 @@ def test_commands_become_argument_lists_without_a_shell():
     tmpnb = (
         'ipython3 notebook --NotebookApp.base_url={base_path} --ip={ip} --port={port}; rm -rf "/"'
     )
-    argv = render_command(tmpnb, base_path="/user/ab/", port=1, ip=ANY_IP, token="")
+    argv = CommandTemplate.parse(tmpnb).render(base_path="/user/ab/", port=1, ip=ANY_IP, token="")
     assert argv[-4:] == ["--port=1;", "rm", "-rf", "/"]  # passed as words, never run by a shell
     assert argv[0] == "ipython3"
 
@@ -213,10 +216,12 @@ def test_the_theme_options_take_text_a_logo_and_links(tmp_path):
     config = parse([f"--config={path}"], ENV)
     assert config.title == "Data <b>Carpentry</b>"  # kept as typed; the pages escape it
     assert config.logo == str(logo)
-    assert page_links(config.links) == [
+    assert config.page_links == (
         ("Notes", "https://example.org/notes?a=1&b=2"),
         ("Slides, part 1", "/slides"),
-    ]
+    )
+    assert config.logo_type == "image/svg+xml"
+    assert page_links(config.links) == list(config.page_links)
 
 
 def test_fairness_defaults_suit_a_room_behind_one_address_and_the_proxy_in_front():
@@ -238,6 +243,17 @@ def test_fairness_defaults_suit_a_room_behind_one_address_and_the_proxy_in_front
         (["--disk_limit=64m", "--keep_max_mb=64"], "--keep_max_mb (64) must be less than"),
         (["--keep_max_mb=2048"], "--keep_max_mb: got 2048"),
         (["--host_network"], "--host_network and --docker_network: choose one"),
+        (
+            ["--host_network", "--docker_network=", "--command=start {base_path} --ip=0.0.0.0"],
+            "--command must bind to {ip} with --host_network",
+        ),
+        (["--port=10000"], "--port and --admin_port must differ (both are 10000)"),
+        (["--port=8001"], "--port (8001) must differ from the port of --proxy_endpoint"),
+        (["--admin_port=8000"], "--admin_port (8000) must differ from the port of --proxy_public"),
+        (
+            ["--ip=10.0.0.5", "--port=80", "--proxy_public_url=http://10.0.0.5"],
+            "--port (80) must differ from the port of --proxy_public_url",
+        ),
     ],
 )
 def test_rules_across_options_are_refused_naming_the_options(argv, named):
@@ -269,3 +285,53 @@ def test_checking_a_configuration_needs_no_token():
     assert parse(["--pool_size=3"], {}, require_token=False).pool_size == 3
     with pytest.raises(ConfigError, match="CONFIGPROXY_AUTH_TOKEN"):
         parse(["--pool_size=3"], {})
+
+
+def test_a_proxy_on_another_host_may_use_the_same_port_number():
+    config = parse(["--port=8000", "--proxy_public_url=http://proxy.example:8000"], ENV)
+    assert config.port == 8000
+
+
+@pytest.mark.parametrize("name", ["API_AUTH_TOKEN", "ADMIN_AUTH_TOKEN"])
+def test_a_short_secret_is_refused_without_showing_it(name):
+    with pytest.raises(ConfigError) as refused:
+        parse([], {**ENV, name: "guessable"})
+    assert str(refused.value) == f"{name}: must be empty or at least 32 characters"
+    assert parse([], {**ENV, name: ""}).api_token is None
+
+
+def test_the_config_derives_each_value_once():
+    config = parse(
+        [
+            "--host_directories=/data:/home/jovyan/data:ro",
+            "--extra_hosts=db:10.0.0.2",
+            "--mem_limit=1g",
+            "--disk_limit=0",
+            "--keep_hours=2",
+            "--keep_max_mb=10",
+            "--schedule=2026-12-01T09:00+01:00/2026-12-01T12:00+01:00=5",
+        ],
+        ENV,
+    )
+    assert config.binds == {"/data": {"bind": "/home/jovyan/data", "mode": "ro"}}
+    assert config.extra_host_map == {"db": "10.0.0.2"}
+    assert (config.mem_limit_bytes, config.disk_limit_bytes) == (1024**3, 0)
+    assert (config.keep_seconds, config.keep_max_bytes) == (7200, 10 * 1024**2)
+    assert [booking.capacity for booking in config.bookings] == [5]
+    assert config.bookings[0].start == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    assert config.command_template.words == tuple(DEFAULT_COMMAND.split())
+    assert config.effective_pool_name == "tmpnb"
+
+
+def test_check_config_prints_one_line_and_values_leaves_the_files_out(tmp_path, capsys):
+    path = tmp_path / "orchestrator.toml"
+    path.write_text('pool_size = 3\nlogo = "/on/the/server/logo.png"\n')
+    assert check_main(["--check_config=values", f"--config={path}"], {}) == 0
+    assert capsys.readouterr().out == "tmpnb-orchestrator: configuration is valid\n"
+    assert check_main(["--check_config", f"--config={path}"], {}) == 2
+    assert capsys.readouterr().err.startswith("tmpnb-orchestrator: --logo: got ")
+    path.write_text("pool_size = 0\n")
+    assert check_main(["--check-config=values", f"--config={path}"], {}) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tmpnb-orchestrator: --pool_size: got 0") and error.count("\n") == 1
+    assert check_main(["--check_config=later"], {}) == 2
