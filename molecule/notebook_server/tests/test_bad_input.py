@@ -13,8 +13,16 @@ CASES = [
     ("tmpnb", {"tmpnb_pool_size": 500, "tmpnb_mem_limit": "1g"}, "tmpnb_pool_size x tmpnb_mem_"),
     ("tmpnb", {"tmpnb_cull_period": 7200}, "tmpnb_cull_period (7200) must not be longer"),
     ("tmpnb", {"tmpnb_cull_max": 600}, "tmpnb_cull_max (600) must be 0 or at least"),
-    ("tmpnb", {"tmpnb_mem_limit": "64m"}, "tmpnb_mem_limit must be at least 128m"),
+    ("tmpnb", {"tmpnb_mem_limit": "64m"}, "tmpnb_mem_limit: got '64m', expected a size"),
     ("tmpnb", {"tmpnb_disk_limit": "1g"}, "tmpnb_disk_limit (1g) must be smaller than"),
+    # The orchestrator's own rules, run on the controller, with the message naming the variable.
+    ("tmpnb", {"tmpnb_admin_port": 8000}, "tmpnb_admin_port (8000) must differ from the port of"),
+    ("tmpnb", {"tmpnb_api_auth_token": "short"}, "tmpnb_api_auth_token: must be empty or at least"),
+    (
+        "tmpnb",
+        {"tmpnb_host_network": True, "tmpnb_docker_network": "", "tmpnb_command": "nb {base_path}"},
+        "tmpnb_command must bind to {ip} with tmpnb_host_network",
+    ),
     ("proxy", {"proxy_public_port": 70000}, "proxy_public_port"),
     ("proxy", {"proxy_api_port": 8000}, "proxy_api_port"),
     ("proxy", {"proxy_error_retry_seconds": 0}, "proxy_error_retry_seconds"),
