@@ -20,8 +20,8 @@ host-deps: ## Install the Debian packages that building and testing need (idempo
 	scripts/install-host-deps
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Create .venv with the pinned toolchain and the orchestrator.
-$(VENV)/.installed: requirements-dev.txt orchestrator/pyproject.toml
+venv: $(VENV)/.installed ## Create .venv with the pinned toolchain, the orchestrator and the front door.
+$(VENV)/.installed: requirements-dev.txt orchestrator/pyproject.toml frontdoor/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
@@ -36,10 +36,11 @@ images-full: host-deps venv ## Build the full workshop image: Python, R and Octa
 	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
 
 .PHONY: lint
-lint: venv ## ruff, mypy (strict, the orchestrator), yamllint and ansible-lint (production profile).
+lint: venv ## ruff, mypy (strict, both packages), yamllint and ansible-lint (production profile).
 	ruff check .
 	ruff format --check .
 	cd orchestrator && mypy
+	cd frontdoor && mypy
 	yamllint --strict .
 	ansible-lint
 

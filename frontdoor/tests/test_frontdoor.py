@@ -2,16 +2,9 @@
 
 import pytest
 
-from orchestrator.frontdoor import (
-    ConfigError,
-    Node,
-    NodeStats,
-    agent_reply,
-    aggregate,
-    most_free,
-    parse_config,
-    parse_stats,
-)
+from frontdoor.app import main
+from frontdoor.config import ConfigError, Node, parse_config
+from frontdoor.decisions import NodeStats, agent_reply, aggregate, most_free, parse_stats
 
 A = Node("nb1", "http://10.0.0.1:8000")
 B = Node("nb2", "http://10.0.0.2:8000")
@@ -110,3 +103,16 @@ def test_config_is_read_with_defaults():
 def test_bad_config_is_refused_with_one_message(text, names):
     with pytest.raises(ConfigError, match=names.replace("[", r"\[").replace("]", r"\]")):
         parse_config(text)
+
+
+def test_check_config_reads_the_file_and_starts_nothing(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text('[[nodes]]\nname = "nb1"\nurl = "http://10.0.0.1:8000"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('port = 0\n[[nodes]]\nname = "nb1"\nurl = "http://10.0.0.1:8000"\n')
+    assert main(["--check-config", f"--config={good}"]) == 0
+    assert main(["--check-config", f"--config={bad}"]) == 2
+    assert capsys.readouterr().err == (
+        "tmpnb-frontdoor: port: a TCP port between 1 and 65535 (got 0)\n"
+    )
+    assert main(["--check-config"]) == 2
