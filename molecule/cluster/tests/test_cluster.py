@@ -236,6 +236,31 @@ def test_haproxy_workers_and_sidecar_run_unprivileged(host):
     assert host.check_output(f"ps -o user= -p {sidecar_pid}").strip() != "root"
 
 
+@pytest.mark.parametrize("unit", ["haproxy.service", "tmpnb-frontdoor.service"])
+def test_front_door_units_are_sandboxed_by_their_drop_in(host, unit):
+    """roles/systemd_hardening's drop-in, with each unit's own differences."""
+    properties = host.service(unit).systemd_properties
+    assert f"/etc/systemd/system/{unit}.d/hardening.conf" in properties["DropInPaths"].split()
+    families = properties["RestrictAddressFamilies"].split()
+    if unit == "haproxy.service":
+        assert "cap_kill" in properties["CapabilityBoundingSet"].split()
+        assert "AF_UNIX" in families
+    else:
+        assert properties["CapabilityBoundingSet"] == ""
+        assert sorted(families) == ["AF_INET", "AF_INET6"]
+
+
+def test_the_sidecar_is_its_own_package_without_docker(host):
+    """The front door installs tmpnb-frontdoor and Tornado, not the orchestrator or Docker's SDK."""
+    wheels = host.check_output("ls /opt/tmpnb-frontdoor/wheelhouse").split()
+    names = {wheel.split("-")[0].lower() for wheel in wheels}
+    assert {"tmpnb_frontdoor", "tornado"} <= names, wheels
+    assert not names & {"tmpnb_orchestrator", "docker", "prometheus_client", "requests"}, wheels
+    python = "/opt/tmpnb-frontdoor/venv/bin/python"
+    assert host.run(f"{python} -c 'import docker'").rc == 1
+    assert host.run(f"{python} -c 'import orchestrator'").rc == 1
+
+
 def test_runtime_api_and_stats_only_on_loopback_or_a_socket(host, door_ip):
     # The runtime API answers on its Unix socket, in a folder only root enters.
     runtime = host.file("/run/haproxy")
