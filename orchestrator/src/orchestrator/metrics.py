@@ -81,6 +81,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        # A loop that stops counting is stuck; tests wait for a pass before asserting that it
+        # did nothing.
+        self.passes = Counter(
+            "tmpnb_passes",
+            "Passes of the periodic loops that completed, by loop",
+            ["loop"],
+            registry=r,
+        )
         # Visitors' saved work (keep.py).
         self.kept = Counter(
             "tmpnb_kept", "Culled notebooks whose visitor's work was saved", registry=r

@@ -779,9 +779,11 @@ class Pool:
         return data
 
     async def _every(self, period: float, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `action` now and then every `period` seconds; a failure is logged, not fatal."""
+        """Run `action` now and then every `period` seconds; a failure is logged, not fatal, and
+        each pass that completed is counted (tmpnb_passes_total)."""
         while True:
-            await self._guarded(action.__name__, action)
+            if await self._guarded(action.__name__, action):
+                self.metrics.passes.labels(action.__name__).inc()
             await self._sleep(period)
 
     async def _guarded(self, kind: str, action: Callable[..., Any], *args: Any) -> Any:
