@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -136,10 +137,10 @@ def make_app(poller: Poller) -> web.Application:
     )
 
 
-async def serve(config: FrontDoorConfig) -> None:
+async def serve(
+    config: FrontDoorConfig, http_sockets: list[socket.socket], agent_sockets: list[socket.socket]
+) -> None:
     poller = Poller(config)
-    http_sockets = bind_sockets(config.port, config.ip)
-    agent_sockets = bind_sockets(config.agent_port, config.ip)
     http_server = HTTPServer(make_app(poller))
     http_server.add_sockets(http_sockets)
     agent = AgentServer(poller)
@@ -193,10 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if checking:
         return 0
-    setup_logging()
+    # Bound before the loop starts: only a port taken or refused reads "cannot listen".
     try:
-        asyncio.run(serve(config))
+        http_sockets = bind_sockets(config.port, config.ip)
+        agent_sockets = bind_sockets(config.agent_port, config.ip)
     except OSError as error:
         print(f"{PROG}: cannot listen: {error.strerror}", file=sys.stderr)
         return 1
+    setup_logging()
+    asyncio.run(serve(config, http_sockets, agent_sockets))
     return 0
