@@ -36,10 +36,11 @@ images-full: host-deps venv ## Build the full workshop image: Python, R and Octa
 	ansible-playbook playbooks/images.yml -e workshop_image_flavor=full
 
 .PHONY: lint
-lint: venv ## ruff, mypy (strict, both packages), yamllint and ansible-lint (production profile).
+lint: venv ## ruff, mypy (strict: both packages, tests/support), yamllint and ansible-lint (production profile).
 	ruff check .
 	ruff format --check .
 	cd orchestrator && mypy
+	mypy --strict tests/support
 	cd frontdoor && mypy
 	yamllint --strict .
 	ansible-lint

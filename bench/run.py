@@ -40,6 +40,10 @@ import requests
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 HERE = Path(__file__).parent
+# The tests' wait_for (tests/support/nbtest.py), shared rather than copied.
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+from nbtest import wait_for  # noqa: E402
+
 TINY_IMAGE = "tmpnb-bench-tiny:1"
 NOTEBOOK_IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
 CHP = "/usr/bin/configurable-http-proxy"
@@ -50,17 +54,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException, OSError, ValueError, KeyError):
-            result = condition()
-            if result:
-                return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -153,7 +146,9 @@ class Orchestrator:
         return requests.get(f"http://127.0.0.1:{self.port}/api/stats", timeout=5).json()
 
     def wait_available(self, count: int, timeout: float) -> float:
-        wait_for(lambda: self.stats()["available"] >= count, timeout, f"{count} ready", 0.1)
+        wait_for(
+            lambda: self.stats()["available"] >= count, timeout, f"{count} ready", interval=0.1
+        )
         return time.monotonic() - self.started
 
     def handout_totals(self) -> tuple[float, float]:

@@ -10,14 +10,18 @@ request to /spawn/tree that redirects into the visitor's own notebook, then a ke
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
 import time
-import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 import websocket
+
+# Running code in a kernel is the tests' own helper, shared rather than copied.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+from nbtest import KernelError, NotebookServer
 
 
 class VisitFailed(Exception):
@@ -50,52 +54,17 @@ def land_in_notebook(url: str, timeout: float) -> tuple[str, str]:
 
 def run_cell(base: str, token: str, code: str, timeout: float) -> str:
     """Start a kernel, run code over its websocket, return its result as text/plain."""
-    headers = {"Authorization": f"token {token}"}
-    response = requests.post(
-        f"{base}/api/kernels", json={"name": "python3"}, headers=headers, timeout=30
-    )
-    response.raise_for_status()
-    kernel_id = response.json()["id"]
-    ws_url = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    connection = websocket.create_connection(
-        f"{ws_url}/api/kernels/{kernel_id}/channels", header=headers, timeout=timeout
-    )
+    server = NotebookServer(base, token)
+    kernel_id = server.start_kernel(timeout=30)
     try:
-        msg_id = uuid.uuid4().hex
-        connection.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "username": "check-up",
-                        "session": uuid.uuid4().hex,
-                        "msg_type": "execute_request",
-                        "version": "5.3",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "content": {"code": code, "silent": False},
-                    "channel": "shell",
-                }
-            )
-        )
-        result = ""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = json.loads(connection.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = message["msg_type"]
-            if kind == "execute_result":
-                result = message["content"]["data"]["text/plain"]
-            elif kind == "error":
-                raise VisitFailed(f"the kernel raised {message['content']['ename']}")
-            elif kind == "status" and message["content"]["execution_state"] == "idle":
-                return result
-        raise VisitFailed(f"the kernel did not finish within {timeout:.0f}s")
+        with server.channels(kernel_id, timeout) as kernel:
+            execution = kernel.execute(code, timeout, raise_error=False)
     finally:
-        connection.close()
-        requests.delete(f"{base}/api/kernels/{kernel_id}", headers=headers, timeout=10)
+        with contextlib.suppress(requests.RequestException):
+            server.api("DELETE", f"kernels/{kernel_id}", timeout=10)
+    if execution.error:
+        raise VisitFailed(f"the kernel raised {execution.error}")
+    return execution.result or ""
 
 
 def main() -> int:
@@ -107,7 +76,8 @@ def main() -> int:
         base, token = land_in_notebook(args.url, args.timeout)
         print(f"visit: landed in {urlsplit(base).path}")
         answer = run_cell(base, token, "5*4", args.timeout)
-    except (VisitFailed, requests.RequestException, OSError, websocket.WebSocketException) as exc:
+    except (VisitFailed, KernelError, requests.RequestException, OSError,
+            websocket.WebSocketException) as exc:  # fmt: skip
         print(f"visit: FAILED: {exc}", file=sys.stderr)
         return 1
     if answer != "20":

@@ -44,7 +44,9 @@ import requests
 from tornado.httpclient import AsyncHTTPClient
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# bench/visitor.py, and the tests' wait_for (tests/support/nbtest.py), shared rather than copied.
+sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent / "tests" / "support")]
+from nbtest import wait_for  # noqa: E402
 from visitor import Browser, jupyterhub_click, percentile, run_five_times_four, tmpnb_click  # noqa: E402
 
 ROOT = HERE.parent.parent
@@ -68,17 +70,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException, OSError, ValueError, KeyError):
-            result = condition()
-            if result:
-                return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def rss_mib(pid: int) -> float:
@@ -270,7 +261,7 @@ class Tmpnb:
             stats = requests.get(f"http://127.0.0.1:{self.orch_port}/api/stats", timeout=5)
             return stats.json()["available"] >= self.pool_size
 
-        wait_for(pool_full, READY_TIMEOUT + 300, f"a warm pool of {self.pool_size}", 1)
+        wait_for(pool_full, READY_TIMEOUT + 300, f"a warm pool of {self.pool_size}", interval=1)
         log(f"tmpnb: pool of {self.pool_size} ready in {time.monotonic() - started:.0f} s")
 
     def control_plane(self) -> list[int]:

@@ -8,21 +8,24 @@ the service the same way. Everything here runs the real parts; the callers name 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import docker
 import pytest
 import requests
+
+# tests/support/nbtest.py (waiting, and running code in a kernel) is shared by every suite: on the
+# path through orchestrator/pyproject.toml, or the suite's conftest.py.
+from nbtest import wait_for
 
 IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
 CHP = os.environ.get("TMPNB_TEST_CHP", "/usr/bin/configurable-http-proxy")
@@ -32,21 +35,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except (requests.RequestException, OSError, KeyError, ValueError) as error:
-            last_error = error
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
 
 
 class Proxy:
@@ -212,6 +200,30 @@ class Stack:
             interval=0.5,
         )
 
+    def metric(self, name: str, **labels: str) -> float:
+        """A metric of the admin port's /metrics: the sum of its series whose labels match."""
+        total = 0.0
+        for line in self.admin("GET", "/metrics").text.splitlines():
+            series, _, value = line.rpartition(" ")
+            metric_name, _, label_text = series.partition("{")
+            found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+            if metric_name == name and all(found.get(k) == v for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def wait_passes(self, loop: str, count: int = 1, timeout: float = 60) -> None:
+        """Wait until `count` whole passes of a periodic loop (`reconcile_once`, `cull_once`)
+        began and completed after this call: what it would do about the state at this call, it
+        has done. The pass running at the call is not counted, so a check made after this one
+        that nothing happened can fail."""
+        before = self.metric("tmpnb_passes_total", loop=loop)
+        wait_for(
+            lambda: self.metric("tmpnb_passes_total", loop=loop) >= before + count + 1,
+            timeout,
+            f"{count} whole {loop} pass(es) of pool {self.pool_name}",
+            interval=0.2,
+        )
+
     def spawn(self, path: str = "") -> str:
         """A visitor's click on /spawn/<path> through the proxy; returns the redirect target."""
         response = requests.get(f"{self.proxy.url}/spawn/{path}", allow_redirects=False, timeout=30)
@@ -279,38 +291,3 @@ def notebook_status(base_url: str, token: str) -> int:
 
 def pool_containers(client: docker.DockerClient, pool_name: str) -> list:
     return client.containers.list(all=True, filters={"label": f"tmpnb.pool={pool_name}"})
-
-
-def run_code(base_url: str, token: str, code: str, timeout: float = 60) -> str:
-    """Start a kernel through the proxy, execute `code` over its websocket, return the result."""
-    import websocket
-
-    headers = {"Authorization": f"token {token}"}
-    kernel = requests.post(f"{base_url}/api/kernels", headers=headers, json={}, timeout=60)
-    kernel.raise_for_status()
-    kernel_id = kernel.json()["id"]
-    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
-    connection = websocket.create_connection(
-        ws_url, header=[f"Authorization: token {token}"], timeout=max(timeout, 180)
-    )
-    try:
-        msg_id = secrets.token_hex(8)
-        connection.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": secrets.token_hex(8), "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = json.loads(connection.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if message["msg_type"] == "execute_result":
-                return message["content"]["data"]["text/plain"]
-            if message["msg_type"] == "error":
-                raise AssertionError(message["content"])
-        raise AssertionError("no execute_result")
-    finally:
-        connection.close()

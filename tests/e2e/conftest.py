@@ -23,8 +23,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
-# The service's starting code is shared with the integration tests rather than copied.
-sys.path.insert(0, str(REPO / "orchestrator" / "tests"))
+# The service's starting code is shared with the integration tests rather than copied, and
+# nbtest.py (waiting, running code in a kernel) with every suite.
+sys.path[:0] = [str(REPO / "orchestrator" / "tests"), str(REPO / "tests" / "support")]
 from live_stack import (  # noqa: E402
     Stack,
     isolated_network,

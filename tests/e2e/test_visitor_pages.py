@@ -117,7 +117,7 @@ def test_a_crawler_fetching_the_link_takes_no_notebook(service, browser, screens
     browser.set_window_size(*PHONE)
     screenshot("loading-phone")
 
-    time.sleep(3)  # a hand-out would show within the reconcile period (1 s)
+    service.wait_passes("reconcile_once")  # a hand-out would show by then
     assert service.stats()["available"] == 2
     robots = requests.get(f"{service.proxy.url}/robots.txt", timeout=30).text
     assert "Disallow: /spawn" in robots and "Disallow: /user" in robots

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +25,9 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-# The service's starting code is shared with the integration tests rather than copied.
-sys.path.insert(0, str(REPO / "orchestrator" / "tests"))
+# The service's starting code is shared with the integration tests rather than copied, and
+# nbtest.py (waiting, running code in a kernel) with every suite.
+sys.path[:0] = [str(REPO / "orchestrator" / "tests"), str(REPO / "tests" / "support")]
 from live_stack import (  # noqa: E402, F401 (IMAGE: re-exported for the test modules)
     IMAGE,
     Stack,
@@ -129,9 +129,7 @@ def container_target(container, network: str) -> str:
 
 def metric(stack: Stack, name: str) -> float:
     """One unlabelled sample (or the sum over labels) from the admin port's /metrics."""
-    text = stack.admin("GET", "/metrics").text
-    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.MULTILINE)
-    return sum(float(value) for value in values)
+    return stack.metric(name)
 
 
 def no_traceback(stack: Stack) -> None:

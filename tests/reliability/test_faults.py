@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from conftest import container_target, metric, no_traceback, pool_routes
-from live_stack import notebook_status, pool_containers, run_code, wait_for
+from live_stack import notebook_status, pool_containers
+from nbtest import run_code, wait_for
 
 # Production's reconcile period (the integration tests use 1 s): the figures are the deployed ones.
 RECONCILE = 2
@@ -139,7 +140,7 @@ def test_kill_9_during_a_burst_of_arrivals_loses_nothing(
         wait_for(lambda: _settled(stack, docker_client), 240, "the pool to settle", interval=0.5)
         settle_times.append(time.monotonic() - restarted)
 
-        time.sleep(RECONCILE + 1)  # one more reconcile pass: nothing left for it to mend
+        stack.wait_passes("reconcile_once")  # one more reconcile pass: nothing left to mend
         health = _health(stack, docker_client, network)
         assert health == {"orphans": [], "dead_routes": [], "surplus": []}, (
             f"round {round_number} (kill at {kill_at:.2f}s, seed {seed}): {health}"

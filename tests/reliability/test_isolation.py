@@ -23,7 +23,8 @@ import pytest
 import requests
 import websocket
 from conftest import container_target, get, no_traceback
-from live_stack import notebook_status, pool_containers, wait_for
+from live_stack import notebook_status, pool_containers
+from nbtest import NotebookServer, wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -262,11 +263,8 @@ def test_nobody_enters_another_visitors_notebook_without_its_token_or_cookie(two
 
 
 def _kernel_channel(base: str, token: str) -> str:
-    kernel = requests.post(
-        f"{base}/api/kernels", headers={"Authorization": f"token {token}"}, json={}, timeout=60
-    )
-    kernel.raise_for_status()
-    return base.replace("http://", "ws://") + f"/api/kernels/{kernel.json()['id']}/channels"
+    server = NotebookServer(base, token)
+    return server.channels_url(server.start_kernel())
 
 
 def _ws_status(url: str, origin: str, cookie: str) -> int:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from conftest import IMAGE, metric, no_traceback, percentile
-from live_stack import pool_containers, wait_for
+from live_stack import pool_containers
+from nbtest import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ open, the hardest kind of dead) and unpauses it when done. The last test waits f
 """
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import secrets
-import ssl
 import subprocess
 import time
 import tomllib
@@ -23,7 +23,8 @@ import pytest
 import requests
 import testinfra
 import urllib3
-import websocket
+from nbtest import TRANSIENT_OR_ASSERT, NotebookServer
+from nbtest import wait_for as _wait_for
 
 NODES = ["molecule-cluster-nb1", "molecule-cluster-nb2"]
 # Each node's own python3: nb1 is Debian 12, nb2 Debian 13 (molecule.yml).
@@ -36,6 +37,8 @@ NODE_CONFIG = "/etc/tmpnb/orchestrator.toml"
 SIDECAR = "http://127.0.0.1:9100/api/stats"
 # The front door's certificate is the role's self-signed one.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+# Conditions here may assert (testinfra's check_output does): a failed one means "not yet".
+wait_for = functools.partial(_wait_for, interval=1.0, retry=TRANSIENT_OR_ASSERT)
 
 
 def cookie_of(name):
@@ -45,21 +48,6 @@ def cookie_of(name):
 
 def node_of_cookie(value):
     return {cookie_of(name): name for name in NODES}[value]
-
-
-def wait_for(check, timeout=90.0, interval=1.0):
-    """Call check() until it returns something true; fail with its last error after timeout s."""
-    deadline = time.monotonic() + timeout
-    error = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (requests.RequestException, OSError, AssertionError, KeyError) as exc:
-            error = exc
-        time.sleep(interval)
-    pytest.fail(f"not ready after {timeout:.0f}s: {error!r}")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +109,9 @@ def site_stats(site):
 def warm(site):
     """Every node answers and its pool is full (the first visitors find warm notebooks)."""
     return wait_for(
-        lambda: (s := site_stats(site))["available"] == 4 and s["capacity"] == 4 and s, timeout=180
+        lambda: (s := site_stats(site))["available"] == 4 and s["capacity"] == 4 and s,
+        180,
+        "4 free notebooks on the site",
     )
 
 
@@ -155,44 +145,14 @@ class Visitor:
 
     def websocket(self):
         """The kernel's channels, opened as the browser would: with its cookies."""
-        cookies = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies)
-        return websocket.create_connection(
-            self.base.replace("https://", "wss://") + f"/api/kernels/{self.kernel}/channels",
-            header={**self.headers, "Cookie": cookies},
-            sslopt={"cert_reqs": ssl.CERT_NONE},
-            timeout=60,
-        )
+        return NotebookServer(self.base, self.token, self.session).channels(self.kernel, 60)
 
     def execute(self, code, connection=None, timeout=60):
         """Run code in the kernel over its websocket; return what it printed."""
-        own = connection is None
-        connection = connection or self.websocket()
-        try:
-            msg_id = uuid.uuid4().hex
-            header = {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                      "msg_type": "execute_request", "version": "5.3"}  # fmt: skip
-            message = {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell"}
-            message["content"] = {"code": code, "silent": False}
-            connection.send(json.dumps(message))
-            output = ""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                message = json.loads(connection.recv())
-                if message.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if message["msg_type"] == "stream":
-                    output += message["content"]["text"]
-                if message["msg_type"] == "error":
-                    pytest.fail(f"the kernel raised: {message['content']['ename']}")
-                if (
-                    message["msg_type"] == "status"
-                    and message["content"]["execution_state"] == "idle"
-                ):
-                    return output
-            pytest.fail("the kernel did not finish in time")
-        finally:
-            if own:
-                connection.close()
+        if connection is not None:
+            return connection.execute(code, timeout).stdout
+        with self.websocket() as own:
+            return own.execute(code, timeout).stdout
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +271,7 @@ def test_site_stats_add_up_to_the_nodes(site, warm, node_hosts):
             assert stats["nodes"][name]["capacity"] == per_node[name]["capacity"]
         return stats
 
-    stats = wait_for(agree, timeout=20)
+    stats = wait_for(agree, 20, "the site's stats to add up to the nodes'")
     print(f"\nsite stats: {stats}")
 
 
@@ -322,7 +282,11 @@ def test_visitors_land_in_notebooks_on_both_nodes(visitors):
 
 
 def test_site_stats_count_the_notebooks_handed_out(site, visitors):
-    wait_for(lambda: site_stats(site)["available"] == 4 - len(visitors), timeout=20)
+    wait_for(
+        lambda: site_stats(site)["available"] == 4 - len(visitors),
+        20,
+        f"the site's stats to count {len(visitors)} notebooks handed out",
+    )
 
 
 def test_one_visitor_stays_on_their_node_for_every_request(visitors, site):
@@ -349,15 +313,25 @@ def test_a_reload_keeps_open_websockets(host, visitors):
     try:
         assert visitor.execute("kept = 5 * 4\nprint(kept)", connection).strip() == "20"
         main_pid = host.service("haproxy.service").systemd_properties["MainPID"]
+        old_workers = set(host.check_output(f"pgrep -P {main_pid} haproxy").split())
         host.run_expect([0], "systemctl reload haproxy.service")
-        time.sleep(2)  # the new worker is serving; the old one still holds this connection
+        # The new worker is serving; the old one still holds this connection.
+        wait_for(
+            lambda: (
+                (now := set(host.check_output(f"pgrep -P {main_pid} haproxy").split()))
+                - old_workers
+                and now & old_workers
+            ),
+            30,
+            "a new HAProxy worker beside the old one",
+        )
         assert host.service("haproxy.service").systemd_properties["MainPID"] == main_pid
         assert visitor.execute("print(kept + 1)", connection).strip() == "21"
     finally:
         connection.close()
     # Its last connection closed, the old worker leaves: one worker serves (and holds the table).
     workers = f"pgrep -c -P {main_pid} haproxy"
-    wait_for(lambda: host.check_output(workers).strip() == "1", timeout=30)
+    wait_for(lambda: host.check_output(workers).strip() == "1", 30, "the old worker to leave")
 
 
 @pytest.fixture
@@ -524,7 +498,7 @@ def test_a_returning_visitor_reaches_their_work_through_the_front_door(
         )
     # Both nodes take new visitors (the test before paused one): otherwise every request would
     # reach the one up, and the test could not tell persistence from balancing.
-    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, timeout=120)
+    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, 120, "every node UP in HAProxy")
 
     visitor = Browser(site, left_on_nodes)
     answer, base, token = visitor.new_notebook()
@@ -554,21 +528,27 @@ def test_a_returning_visitor_reaches_their_work_through_the_front_door(
         lambda: (
             (s := visitor.session.get(site + "/saved/status", timeout=10).json())["saved"] and s
         ),
-        timeout=config["cull_timeout"] + config["cull_period"] + 120,
+        config["cull_timeout"] + config["cull_period"] + 120,
+        "the visitor's work to be kept at the cull",
         interval=2,
     )
     kept_after = time.monotonic() - left_at
     assert status["files"] == 1, status
     # The notebook itself is gone: its address ends at the orchestrator's page (404).
-    wait_for(lambda: visitor.session.get(f"{base}/tree", timeout=10).status_code == 404, 60)
+    wait_for(
+        lambda: visitor.session.get(f"{base}/tree", timeout=10).status_code == 404,
+        60,
+        "the culled notebook to be gone",
+    )
     assert notebook_node(node_hosts, path_id_of(base)) is None
     # Each node has every notebook free again (the other tests' visitors were idle longer and
     # were culled too), and both take new visitors: nothing but the cookie holds the visitor.
     wait_for(
         lambda: all((s := node_stats(node_hosts[n]))["available"] == s["capacity"] for n in NODES),
-        timeout=180,
+        180,
+        "every notebook of both nodes free again",
     )
-    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, timeout=60)
+    wait_for(lambda: set(haproxy_states(host).values()) == {"UP"}, 60, "every node UP in HAProxy")
 
     # They follow the workshop link again, many times: the Welcome back page of their node every
     # time (balanced, every other request would go to the other node, which keeps nothing for
@@ -606,7 +586,7 @@ def test_a_returning_visitor_reaches_their_work_through_the_front_door(
     assert "workshop" in names and name not in names, names
     # The sidecar's agent drains a full node: no new visitor goes there, a returning one still does.
     drained = {work_node: "DRAIN (agent)", other_node: "UP"}
-    wait_for(lambda: haproxy_states(host) == drained, timeout=30)
+    wait_for(lambda: haproxy_states(host) == drained, 30, f"HAProxy states {drained}")
     visitor.welcomed_back(name)
     assert visitor.node == work_node
     # A browser without any cookie gets a fresh notebook, on the node with room.

@@ -8,14 +8,11 @@ name, also when a test fails; nothing else on the host is touched.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 from fault_relay import FaultRelay
 from live_fixtures import docker_client, make_stack, network, session_id  # noqa: F401
 
@@ -32,10 +29,9 @@ from live_stack import (  # noqa: F401
     open_docker_client,
     pool_containers,
     remove_pool_containers,
-    run_code,
     visit,
-    wait_for,
 )
+from nbtest import NotebookServer, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -46,28 +42,13 @@ def pool_prefix() -> str:
 
 def start_kernel_busy(base_url: str, token: str, seconds: int) -> str:
     """Start a kernel computing silently for `seconds`; return once the server reports it busy."""
-    import websocket
-
-    headers = {"Authorization": f"token {token}"}
-    kernel = requests.post(f"{base_url}/api/kernels", headers=headers, json={}, timeout=120)
-    kernel.raise_for_status()
-    kernel_id = kernel.json()["id"]
-    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
-    connection = websocket.create_connection(
-        ws_url, header=[f"Authorization: token {token}"], timeout=180
-    )
-    connection.send(json.dumps({
-        "header": {"msg_id": secrets.token_hex(8), "msg_type": "execute_request", "username": "t",
-                   "session": secrets.token_hex(8), "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": f"import time; time.sleep({seconds})", "silent": False,
-                    "store_history": False, "user_expressions": {}, "allow_stdin": False},
-    }))  # fmt: skip
-    connection.close()
+    server = NotebookServer(base_url, token)
+    kernel_id = server.start_kernel()
+    with server.channels(kernel_id) as kernel:
+        kernel.send_execute(f"import time; time.sleep({seconds})")
 
     def busy() -> bool:
-        state = requests.get(f"{base_url}/api/kernels/{kernel_id}", headers=headers, timeout=10)
-        return state.json().get("execution_state") == "busy"
+        return server.api("GET", f"kernels/{kernel_id}")["execution_state"] == "busy"
 
     wait_for(busy, 120, "the kernel to be busy")
     return kernel_id

@@ -3,7 +3,8 @@
 import time
 
 import requests
-from conftest import notebook_status, pool_containers, start_kernel_busy, visit, wait_for
+from conftest import notebook_status, pool_containers, start_kernel_busy, visit
+from nbtest import wait_for
 
 
 def test_idle_is_culled_and_replaced_but_a_busy_kernel_is_kept(make_stack, docker_client):

@@ -2,10 +2,8 @@
 client address whatever X-Forwarded-For a visitor sends, and a visitor who waits keeps their
 place in line ahead of one who just arrived."""
 
-import time
-
 import requests
-from conftest import wait_for
+from nbtest import wait_for
 
 
 def spawn(stack, session=None, forwarded_for=None):
@@ -58,6 +56,8 @@ def test_a_visitor_who_waits_keeps_their_place_ahead_of_a_newcomer(make_stack):
 
     wait_for(waiter_served, 180, "the waiter to get the freed notebook", interval=1)
     assert "tmpnb_wait" not in waiter.cookies  # served: the ticket is given back
-    # The newcomer is now first in line; the pool of one is in use again.
-    time.sleep(1)
-    assert spawn(stack, newcomer).status_code == 429
+    # The newcomer is now first in line; the pool of one is in use again, also after the pool
+    # looked at itself once more.
+    stack.wait_passes("reconcile_once")
+    still_waiting = spawn(stack, newcomer)
+    assert still_waiting.status_code == 429 and "All notebooks are busy" in still_waiting.text

@@ -17,10 +17,9 @@ from conftest import (
     notebook_status,
     pool_containers,
     pool_routes,
-    run_code,
     visit,
-    wait_for,
 )
+from nbtest import run_code, wait_for
 
 START = r"/containers/[0-9a-f]+/start$"
 LIST = r"/containers/json$"

@@ -6,7 +6,8 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from conftest import notebook_status, pool_containers, pool_routes, run_code, visit, wait_for
+from conftest import notebook_status, pool_containers, pool_routes, visit
+from nbtest import run_code, wait_for
 
 
 def test_kill_9_and_restart_adopts_every_container(make_stack, docker_client):
@@ -70,7 +71,8 @@ def test_without_the_marker_a_container_without_a_route_is_held_as_in_use(make_s
     stack.start(wait_ready=False)
     wait_for(lambda: "event=adopted" in stack.log_text(), 30, "the adoption")
     assert "state=in_use" in stack.log_text()
-    time.sleep(2)  # a reconcile pass and a refill look later, it is still nobody else's
+    # A reconcile pass and a refill look later, it is still nobody else's.
+    stack.wait_passes("reconcile_once")
     assert stack.stats()["available"] == 0
     newcomer = requests.get(f"{stack.proxy.url}/spawn/", allow_redirects=False, timeout=10)
     assert newcomer.status_code == 429

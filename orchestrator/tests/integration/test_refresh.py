@@ -8,7 +8,8 @@ import io
 
 import pytest
 import requests
-from conftest import IMAGE, pool_containers, visit, wait_for
+from conftest import IMAGE, pool_containers, visit
+from nbtest import wait_for
 
 
 def _material(base_url: str, token: str) -> str:

@@ -15,7 +15,8 @@ import time
 
 import pytest
 import requests
-from conftest import notebook_status, visit, wait_for
+from conftest import notebook_status, visit
+from nbtest import wait_for
 
 RESTARTS = 3
 ARRIVALS_PER_SECOND = 10

@@ -9,7 +9,7 @@ import zipfile
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from conftest import run_code, wait_for
+from nbtest import run_code, wait_for
 
 from orchestrator import keep
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import pool_containers, visit, wait_for
+from conftest import pool_containers, visit
+from nbtest import wait_for
 
 
 def test_a_booking_grows_the_pool_before_the_start_and_its_removal_shrinks_it(

@@ -3,7 +3,8 @@
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from conftest import pool_containers, run_code, visit, wait_for
+from conftest import pool_containers, visit
+from nbtest import run_code, wait_for
 
 
 def test_a_visitor_lands_in_a_notebook_and_a_kernel_computes(make_stack):

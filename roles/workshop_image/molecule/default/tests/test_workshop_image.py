@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from nbtest import wait_for
 
 IMAGE = "molecule-workshop-notebook"
 FLAVOR = os.environ.get("MOLECULE_WORKSHOP_FLAVOR") or "slim"
@@ -233,6 +234,17 @@ def test_a_read_only_notebook_with_an_empty_in_memory_home_is_seeded_and_serves(
 # --- the warm kernel (tmpnb_warm_kernels) and the first click ------------------------------------
 
 BROWSER_CLIENT = (Path(__file__).parent / "browser_client.py").read_text()
+# The tests' shared helper (waiting, running code in a kernel), which browser_client.py imports.
+NBTEST = (Path(__file__).resolve().parents[5] / "tests" / "support" / "nbtest.py").read_text()
+# Runs in the container: nbtest.py becomes the module `nbtest`, then browser_client.py runs as the
+# main program with the arguments after the two sources.
+IN_CONTAINER = """
+import sys, types
+nbtest = sys.modules["nbtest"] = types.ModuleType("nbtest")
+exec(compile(sys.argv[1], "nbtest.py", "exec"), nbtest.__dict__)
+client, sys.argv = sys.argv[2], ["browser_client.py", *sys.argv[3:]]
+exec(compile(client, "browser_client.py", "exec"), {"__name__": "__main__"})
+"""
 IN_CONTAINER_URL = "http://127.0.0.1:8888/user/molecule/"
 # What a kernel looks like from inside: everything a start for a notebook decides.
 FINGERPRINT = """
@@ -264,8 +276,10 @@ class FailingHandOut(WarmKernelManager):
 def _client(host, name, *args):
     """browser_client.py in the notebook container, against its own server: the printed JSON."""
     output = host.check_output(
-        "docker exec %s python3 -c %s " + " ".join(["%s"] * (len(args) + 1)),
+        "docker exec %s python3 -c %s " + " ".join(["%s"] * (len(args) + 3)),
         name,
+        IN_CONTAINER,
+        NBTEST,
         BROWSER_CLIENT,
         IN_CONTAINER_URL,
         *args,
@@ -284,14 +298,18 @@ def _fingerprint(host, name, notebook):
     return json.loads(opened["outputs"])
 
 
+def _warm_kernels(host, name):
+    return _client(host, name, "get", "api/warm-kernels")
+
+
 def _wait_warm(host, name, timeout=120):
     """The readiness answer once every warm kernel is ready."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = _client(host, name, "get", "api/warm-kernels")
-        if answer["ready"] or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.5)
+    return wait_for(
+        lambda: (answer := _warm_kernels(host, name))["ready"] and answer,
+        timeout,
+        "every warm kernel to be ready",
+        interval=0.5,
+    )
 
 
 def _with_notebook_folder(host, name):
@@ -399,7 +417,14 @@ def test_the_warm_kernel_is_refilled_after_a_hand_out(host):
 
 def test_a_failing_warm_start_still_gives_the_visitor_a_kernel(host):
     with _faulty_server(host, "FailingWarmStart") as (name, _):
-        readiness = _wait_warm(host, name, timeout=5)
+        readiness = wait_for(
+            lambda: (
+                (answer := _warm_kernels(host, name))["kernels"]["python3"].get("error") and answer
+            ),
+            60,
+            "the warm start to fail",
+            interval=0.5,
+        )
         assert readiness["ready"] is False
         assert "forced failure of the warm start" in readiness["kernels"]["python3"]["error"]
         assert _client(host, name, "kernel-pids") == []
@@ -420,9 +445,12 @@ def test_a_failing_hand_out_gives_an_ordinary_kernel(host):
         assert int(pid) != warm_pid
         assert opened["execution_count"] == 1
         # The warm kernel that could not be handed out is shut down, never left running.
-        deadline = time.monotonic() + 10
-        while warm_pid in _client(host, name, "kernel-pids") and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_for(
+            lambda: warm_pid not in _client(host, name, "kernel-pids"),
+            10,
+            "the warm kernel to be shut down",
+            interval=0.5,
+        )
         assert _client(host, name, "kernel-pids") == [int(pid)]
 
 
