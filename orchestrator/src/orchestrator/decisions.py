@@ -240,6 +240,19 @@ def spawn_count(slots: Iterable[Slot], pool_size: int) -> int:
     return max(0, pool_size - alive)
 
 
+def weights_due_in(
+    now: float, first_pending: float, last_added: float, quiet: float, longest: float
+) -> float:
+    """Seconds until the visitors' CPU weights waiting since `first_pending` (the latest added at
+    `last_added`) are to be written: once hand-outs have been quiet for `quiet` seconds, and never
+    later than `longest` after the first. A room's burst of hand-outs is thus not slowed by a
+    Docker update per visitor (each costs the engine and runc several milliseconds of CPU, on the
+    cores the room's requests need); until then every visitor's notebook weighs what a warm one
+    does, which is what the others of the burst weigh too, and the pool does not refill
+    during a burst (handed-out notebooks still count toward its capacity)."""
+    return max(0.0, min(last_added + quiet, first_pending + longest) - now)
+
+
 def client_address(peer: str, forwarded_for: Iterable[str], trusted_hops: int) -> str:
     """The visitor's address, as the outermost of `trusted_hops` proxies saw it.
 

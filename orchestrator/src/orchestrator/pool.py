@@ -44,6 +44,7 @@ from orchestrator.decisions import (
     select_surplus,
     spawn_count,
     usage_of,
+    weights_due_in,
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
@@ -80,6 +81,10 @@ CLOCK_SLACK_SECONDS = 2
 # a few seconds (two short execs and a write each, four at a time).
 KEEP_ALL_SECONDS = 15
 SWEEP_PERIOD = 60  # seconds between looks for saved work whose time is up
+# A visitor's CPU weight is written once hand-outs have paused this long, and at the latest this
+# long after the hand-out (decisions.weights_due_in): a room's burst pays no Docker update.
+WEIGHTS_QUIET_SECONDS = 0.5
+WEIGHTS_LATEST_SECONDS = 5.0
 
 
 class NotReady(Exception):
@@ -126,6 +131,11 @@ class Pool:
         self._abandoned: set[str] = set()
         self._port_lock = asyncio.Lock()
         self._keep_locks = keep.KeyedLocks()
+        # Notebooks handed out whose visitor's CPU weight is still to be written, in order, and
+        # when the first and the latest of them were added (see _write_weights).
+        self._weights_due: dict[str, None] = {}
+        self._weights_first = self._weights_last = 0.0
+        self._weights_task: asyncio.Task[None] | None = None
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
@@ -268,7 +278,7 @@ class Pool:
             self._update_gauges()
             self.metrics.handed_out.inc()
             log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))
-            self._background(self._give_visitor_weight(slot))  # after the redirect, not before
+            self._give_visitor_weight(slot)  # after the redirect, and after the room's burst
             return slot
         self.metrics.full.inc()
         return None
@@ -694,20 +704,46 @@ class Pool:
         )
         if in_use:
             await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
-            self._background(self._give_visitor_weight(slot))
+            self._give_visitor_weight(slot)
         else:
             self._background(self._boot(slot, create=False))
 
-    async def _give_visitor_weight(self, slot: Slot) -> None:
-        """A notebook handed out gets a visitor's CPU weight (the pool's is an eighth of it). If
-        Docker refuses, the visitor keeps a working notebook with less priority: logged, counted."""
-        if slot.container_id and slot.state is SlotState.IN_USE:
-            await self._guarded(
-                "cpu_shares",
-                self.docker.set_cpu_shares,
-                slot.container_id,
-                visitor_cpu_shares(self.config),
+    def _give_visitor_weight(self, slot: Slot) -> None:
+        """A notebook handed out gets a visitor's CPU weight (the pool's is an eighth of it), once
+        the burst it came in has passed (decisions.weights_due_in)."""
+        now = self.monotonic()
+        if not self._weights_due:
+            self._weights_first = now
+        self._weights_due[slot.path_id] = None
+        self._weights_last = now
+        if self._weights_task is None or self._weights_task.done():
+            self._weights_task = self._background(self._write_weights())
+
+    async def _write_weights(self) -> None:
+        """Write the weights due, one Docker call at a time (spawns and removals keep the rest
+        of max_dock_workers). If Docker refuses, the visitor keeps a working notebook with less
+        priority: logged, counted."""
+        while self._weights_due:
+            wait = weights_due_in(
+                self.monotonic(),
+                self._weights_first,
+                self._weights_last,
+                WEIGHTS_QUIET_SECONDS,
+                WEIGHTS_LATEST_SECONDS,
             )
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            due, self._weights_due = list(self._weights_due), {}
+            for path_id in due:
+                slot = self.slots.get(path_id)
+                if slot is not None and slot.container_id and slot.state is SlotState.IN_USE:
+                    await self._guarded(
+                        "cpu_shares",
+                        self.docker.set_cpu_shares,
+                        slot.container_id,
+                        visitor_cpu_shares(self.config),
+                    )
 
     # ----- culling -----
 

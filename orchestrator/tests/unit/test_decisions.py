@@ -3,6 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator.decisions import (
     Usage,
@@ -15,6 +17,7 @@ from orchestrator.decisions import (
     select_for_refresh,
     select_surplus,
     spawn_count,
+    weights_due_in,
 )
 from orchestrator.model import ContainerRecord, RouteRecord, Slot, SlotState
 
@@ -260,3 +263,22 @@ def test_notebooks_in_use_are_counted_per_address():
     slots[2].client = "10.0.0.2"  # not in use: not counted
     assert in_use_by(slots, "10.0.0.1") == 2
     assert in_use_by(slots, "10.0.0.2") == 0
+
+
+@given(
+    first=st.floats(0, 1000),
+    gaps=st.lists(st.floats(0, 10), min_size=1, max_size=20),
+    now_after=st.floats(0, 20),
+)
+def test_weights_are_due_after_a_pause_and_never_later_than_the_longest_wait(
+    first, gaps, now_after
+):
+    last = first + sum(gaps)
+    now = last + now_after
+    wait = weights_due_in(now, first, last, quiet=0.5, longest=5.0)
+    assert wait >= 0
+    assert now + wait <= max(now, first + 5.0) + 1e-9  # never later than the longest wait
+    if now_after >= 0.5 or now - first >= 5.0:
+        assert wait == 0
+    else:
+        assert wait > 0  # within a burst that has not run too long: wait for its pause

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from orchestrator import keep, schedule
 from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
-from orchestrator.pool import HandOutFailed, Pool
+from orchestrator.pool import WEIGHTS_LATEST_SECONDS, WEIGHTS_QUIET_SECONDS, HandOutFailed, Pool
 
 
 def check_safety(pool: Pool, world: World) -> None:
@@ -535,6 +535,66 @@ def test_bookings_added_at_run_time_outlive_a_restart(tmp_path):
         await settle(pool, world)
         assert pool.capacity == 3
         check_settled(pool, world)
+        await pool.stop()
+
+    run(scenario())
+
+
+class ManualClock(Clock):
+    """A clock whose sleepers wake only when the test moves time past their deadline, so what a
+    task does "meanwhile" can be seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.mono_now + max(seconds, 0.0), wake))
+        await wake
+
+    async def move(self, seconds: float) -> None:
+        self.advance(seconds)
+        for deadline, wake in list(self.sleepers):
+            if deadline <= self.mono_now and not wake.done():
+                wake.set_result(None)
+        self.sleepers = [(d, w) for d, w in self.sleepers if not w.done()]
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+
+def test_a_burst_of_hand_outs_waits_for_no_docker_update_and_every_visitor_gets_the_weight():
+    """A room's hand-outs make no Docker call while they come: the visitors' weights are written
+    once the burst pauses (WEIGHTS_QUIET_SECONDS), one call each, or at the latest
+    WEIGHTS_LATEST_SECONDS after the first hand-out of a stream that never pauses."""
+
+    async def scenario():
+        clock = ManualClock()
+        world = World(Faults(), clock=clock, config=make_config(pool_size=40, cpu_shares=512))
+        pool = world.pool()
+        await pool.start(periodic=False)
+        await settle(pool, world)
+        world.docker.calls.clear()
+        burst = [await pool.hand_out("192.0.2.1") for _ in range(3)]  # the same moment
+        await clock.move(WEIGHTS_QUIET_SECONDS / 2)
+        assert "set_cpu_shares" not in world.docker.calls
+        await clock.move(WEIGHTS_QUIET_SECONDS / 2)  # the burst has paused: now
+        assert world.docker.calls.count("set_cpu_shares") == 3
+        # A stream with no pause of WEIGHTS_QUIET_SECONDS: written only once the first of it
+        # has waited WEIGHTS_LATEST_SECONDS.
+        stream, waited = [], 0.0
+        step = WEIGHTS_QUIET_SECONDS * 0.6
+        while world.docker.calls.count("set_cpu_shares") == 3:
+            assert waited < WEIGHTS_LATEST_SECONDS, "the stream's weights were never written"
+            stream.append(await pool.hand_out("192.0.2.1"))
+            await clock.move(step)
+            waited += step
+        assert waited >= WEIGHTS_LATEST_SECONDS - step
+        await clock.move(WEIGHTS_QUIET_SECONDS)
+        await settle(pool, world)
+        shares = {world.docker.containers[slot.container_id].cpu_shares for slot in burst + stream}
+        assert shares == {512}
+        assert world.docker.calls.count("set_cpu_shares") == len(burst + stream)  # one each
         await pool.stop()
 
     run(scenario())
