@@ -24,16 +24,31 @@ import asyncio
 import json
 import secrets
 import sys
+import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
+from cpu import CpuSnapshot, container_memory, memtotal_bytes
 from run import NOTEBOOK_IMAGE, Orchestrator, machine, percentile, remove_pool
+from selenium.webdriver.support.ui import WebDriverWait
 from tornado.httpclient import AsyncHTTPClient
 from visitor import Browser, _expect, five_times_four_in
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+from notebook_page import (  # the browser suite's steps, shared
+    OutputOfFirstCell,
+    TypedIntoFirstCell,
+    build_no_netlink,
+    kernel_idle,
+    start_chromium,
+)
+
 NOTEBOOK = "workshop/python.ipynb"
+RERUN_SECONDS = 3
 # Jupyter's own kernel manager, instead of the image's: the "cold" mode.
 COLD_COMMAND = (
     "start-notebook --base-path={base_path} --port={port} --ip={ip} "
@@ -92,9 +107,77 @@ async def room(proxy_url: str, visitors: int) -> list[float]:
         http.close()
 
 
-def bench_mode(mode: str, rooms: list[int], network: str) -> dict:
-    pool_size = max(rooms)
+def browser_room(proxy_url: str, visitors: int, shim: Path) -> list[tuple[float, int]]:
+    """`visitors` headless Chromiums, open before the click, follow the deep link at the same
+    moment; each types `5*4` into the first cell and runs it. Per visitor: seconds from the
+    navigation to `20` on screen, and how many times Shift+Enter was pressed (a visitor who sees
+    no result presses again after RERUN_SECONDS; Notebook 7 on a busy machine sometimes drops the
+    first execution while its kernel connection settles)."""
+    browsers = [start_chromium(shim, page_timeout=300) for _ in range(visitors)]
+    together = threading.Barrier(visitors)
+
+    def click_and_see(browser) -> tuple[float, int]:
+        together.wait()
+        started = time.perf_counter()
+        browser.get(f"{proxy_url}/spawn/notebooks/{NOTEBOOK}")
+        # As a person does: type once the notebook shows its kernel idle (typing earlier goes into
+        # a cell about to be replaced), then Shift+Enter.
+        output = OutputOfFirstCell("20", rerun_seconds=RERUN_SECONDS)
+        for condition in (kernel_idle, TypedIntoFirstCell("5*4"), output):
+            WebDriverWait(browser, 300, poll_frequency=0.1).until(condition)
+        return time.perf_counter() - started, output.presses
+
+    try:
+        with ThreadPoolExecutor(visitors) as threads:
+            return list(threads.map(click_and_see, browsers))
+    finally:
+        for browser in browsers:
+            browser.quit()
+
+
+def pool_containers(pool_name: str) -> list[str]:
+    client = docker.from_env()
+    try:
+        listed = client.api.containers(filters={"label": f"tmpnb.pool={pool_name}"}, quiet=True)
+        return [container["Id"] for container in listed]
+    finally:
+        client.close()
+
+
+def fill_costs(before: CpuSnapshot, orchestrator: Orchestrator, seconds: float, count: int) -> dict:
+    """What the pool's fill from empty cost the machine, by part, and what a pooled notebook
+    holds in memory once ready."""
+    containers = pool_containers(orchestrator.pool_name)
+    after = CpuSnapshot.take(
+        pids={"proxy": orchestrator.proxy.process.pid, "orchestrator": orchestrator.process.pid},
+        containers=containers,
+    )
+    cpu = after.minus(before)
+    memory = [container_memory(container) for container in containers]
+    usage = sorted(item.usage for item in memory)
+    anonymous = sorted(item.anonymous for item in memory)
+    median_usage, median_anonymous = usage[len(usage) // 2], anonymous[len(anonymous) // 2]
+    return {
+        "seconds": seconds,
+        "notebooks": count,
+        "cpu_seconds": cpu,
+        "cpu_seconds_per_notebook": cpu["notebooks"] / count,
+        "engine_seconds_per_notebook": cpu["engine"] / count,
+        "cores_busy": cpu["machine"] / seconds,
+        "memory_median_mib": median_usage / 2**20,
+        "anonymous_median_mib": median_anonymous / 2**20,
+        # Pooled notebooks that fit in this machine's memory, at what each holds when ready.
+        "fit_by_usage": memtotal_bytes() // median_usage,
+        "fit_by_anonymous": memtotal_bytes() // median_anonymous,
+    }
+
+
+def bench_mode(
+    mode: str, rooms: list[int], browser_rooms: list[int], network: str, shim: Path
+) -> dict:
+    pool_size = max(rooms + browser_rooms)
     pool_name = f"benchroom{secrets.token_hex(3)}{mode[0]}"
+    before = CpuSnapshot.take()
     orchestrator = Orchestrator(
         pool_name, network, NOTEBOOK_IMAGE, pool_size, mem_limit="512m", command=MODES[mode]
     )
@@ -102,7 +185,9 @@ def bench_mode(mode: str, rooms: list[int], network: str) -> dict:
     try:
         for visitors in rooms:
             filled = orchestrator.wait_available(pool_size, 60 + pool_size * 10)
-            results.setdefault("first_fill_seconds", filled)
+            if "fill" not in results:
+                results["fill"] = fill_costs(before, orchestrator, filled, pool_size)
+                print(f"{mode} fill: " + json.dumps(results["fill"]), flush=True)
             samples = asyncio.run(room(orchestrator.proxy.url, visitors))
             results[str(visitors)] = {
                 "p50_s": percentile(samples, 0.50),
@@ -110,6 +195,21 @@ def bench_mode(mode: str, rooms: list[int], network: str) -> dict:
                 "max_s": max(samples),
             }
             print(f"{mode} room of {visitors}: " + json.dumps(results[str(visitors)]), flush=True)
+            orchestrator.drain_in_use()
+        for visitors in browser_rooms:
+            orchestrator.wait_available(pool_size, 60 + pool_size * 10)
+            seen = browser_room(orchestrator.proxy.url, visitors, shim)
+            samples = [seconds for seconds, _ in seen]
+            results[f"browser {visitors}"] = {
+                "p50_s": percentile(samples, 0.50),
+                "p95_s": percentile(samples, 0.95),
+                "max_s": max(samples),
+                "pressed_again": sum(1 for _, presses in seen if presses > 1),
+            }
+            print(
+                f"{mode} browser room of {visitors}: " + json.dumps(results[f"browser {visitors}"]),
+                flush=True,
+            )
             orchestrator.drain_in_use()
         return results
     finally:
@@ -120,9 +220,13 @@ def bench_mode(mode: str, rooms: list[int], network: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rooms", default="1,10,50")
+    parser.add_argument(
+        "--browser-rooms", default="1,10", help="rooms in headless Chromium ('' for none)"
+    )
     parser.add_argument("--json-out")
     options = parser.parse_args()
     rooms = [int(part) for part in options.rooms.split(",")]
+    browser_rooms = [int(part) for part in options.browser_rooms.split(",") if part]
     client = docker.from_env()
     network = f"tmpnb-benchroom-{secrets.token_hex(3)}"
     client.networks.create(
@@ -130,8 +234,10 @@ def main() -> int:
     )
     try:
         results = {"machine": machine(), "image": NOTEBOOK_IMAGE, "rooms": rooms}
-        for mode in MODES:
-            results[mode] = bench_mode(mode, rooms, network)
+        with tempfile.TemporaryDirectory(prefix="tmpnb-bench-") as shim_dir:
+            shim = build_no_netlink(Path(shim_dir))
+            for mode in MODES:
+                results[mode] = bench_mode(mode, rooms, browser_rooms, network, shim)
     finally:
         client.networks.get(network).remove()
         client.close()
@@ -147,10 +253,59 @@ def main() -> int:
             for mode in MODES
         ]
         print(f"| {visitors} | {cells[0]} | {cells[1]} |")
-    print(
-        f"pool of {max(rooms)} filled from empty in {results['warm']['first_fill_seconds']:.0f} s "
-        f"with warm kernels, {results['cold']['first_fill_seconds']:.0f} s without"
-    )
+    if browser_rooms:
+        print()
+        print("The same in headless Chromium: navigation -> `20` on screen")
+        print(
+            "| visitors at once | warm kernels p50 / p95 / max (s) | without p50 / p95 / max (s) |"
+        )
+        print("| ---: | --- | --- |")
+        for visitors in browser_rooms:
+            cells = [
+                " / ".join(
+                    f"{results[mode][f'browser {visitors}'][key]:.2f}"
+                    for key in ("p50_s", "p95_s", "max_s")
+                )
+                + f" ({results[mode][f'browser {visitors}']['pressed_again']} pressed again)"
+                for mode in MODES
+            ]
+            print(f"| {visitors} | {cells[0]} | {cells[1]} |")
+    print()
+    size = results["warm"]["fill"]["notebooks"]
+    print(f"The pool of {size} filled from empty, and what one pooled notebook holds")
+    print("| | warm kernels | without |")
+    print("| --- | --- | --- |")
+    fills = [results[mode]["fill"] for mode in MODES]
+    rows = [
+        ("fill 0 -> all ready", lambda fill: f"{fill['seconds']:.0f} s"),
+        ("cores busy on average (of the machine's)", lambda fill: f"{fill['cores_busy']:.2f}"),
+        (
+            "CPU-seconds: notebooks / engine / proxy / orchestrator / machine",
+            lambda fill: " / ".join(
+                f"{fill['cpu_seconds'][part]:.0f}"
+                for part in ("notebooks", "engine", "proxy", "orchestrator", "machine")
+            ),
+        ),
+        (
+            "CPU-seconds per notebook: in it / the engine's",
+            lambda fill: (
+                f"{fill['cpu_seconds_per_notebook']:.2f} / "
+                f"{fill['engine_seconds_per_notebook']:.2f}"
+            ),
+        ),
+        (
+            "memory per pooled notebook: cgroup usage / RSS+tmpfs (median)",
+            lambda fill: (
+                f"{fill['memory_median_mib']:.0f} / {fill['anonymous_median_mib']:.0f} MiB"
+            ),
+        ),
+        (
+            "pooled notebooks in this machine's memory, by usage / by RSS+tmpfs",
+            lambda fill: f"{fill['fit_by_usage']} / {fill['fit_by_anonymous']}",
+        ),
+    ]
+    for label, cell in rows:
+        print(f"| {label} | {cell(fills[0])} | {cell(fills[1])} |")
     if options.json_out:
         Path(options.json_out).write_text(json.dumps(results, indent=2))
     return 0

@@ -42,12 +42,16 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 HERE = Path(__file__).parent
 # The tests' wait_for (tests/support/nbtest.py), shared rather than copied.
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+from cpu import CpuSnapshot  # noqa: E402
 from nbtest import wait_for  # noqa: E402
 
 TINY_IMAGE = "tmpnb-bench-tiny:1"
 NOTEBOOK_IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
 CHP = "/usr/bin/configurable-http-proxy"
 WARM_LEVELS = {1: 20, 10: 5, 50: 2}  # visitors at once -> rounds
+# After each round: the orchestrator writes the visitors' CPU weights once hand-outs pause
+# (pool.WEIGHTS_QUIET_SECONDS, 0.5 s), and that work belongs to the round's cost.
+WEIGHTS_SETTLED_SECONDS = 1.5
 
 
 def free_port() -> int:
@@ -242,13 +246,22 @@ def bench_warm_and_memory(network: str, routes: int) -> dict:
         fill_seconds = orchestrator.wait_available(pool_size, 60 + pool_size * 3)
         rss_idle = orchestrator.rss_mib()
         warm = {}
+        parts = {"proxy": orchestrator.proxy.process.pid, "orchestrator": orchestrator.process.pid}
         for level, rounds in WARM_LEVELS.items():
             samples: list[float] = []
             sum_before, count_before = orchestrator.handout_totals()
+            cpu_before = CpuSnapshot.take(parts)
             for _ in range(rounds):
                 samples += asyncio.run(warm_round(orchestrator.proxy.url, level))
+                # What follows a burst (the visitors' CPU weights, written once it pauses) counts.
+                time.sleep(WEIGHTS_SETTLED_SECONDS)
+            cpu = CpuSnapshot.take(parts).minus(cpu_before)
             sum_after, count_after = orchestrator.handout_totals()
             warm[level] = {
+                # Where the CPU went, per visitor (the machine's figure includes any other work).
+                "cpu_ms_per_visitor": {
+                    part: seconds * 1000 / len(samples) for part, seconds in cpu.items()
+                },
                 # The orchestrator's own share: from its receiving /spawn to its sending the 302.
                 "orchestrator_handout_mean_ms": (sum_after - sum_before)
                 / max(1, count_after - count_before)
@@ -371,6 +384,12 @@ def print_table(results: dict) -> None:
         rows.append(
             (f"  of which the orchestrator's hand-out, {level} at once (mean)",
              f"{figures['orchestrator_handout_mean_ms']:.1f} ms", "")
+        )  # fmt: skip
+        cpu = figures["cpu_ms_per_visitor"]
+        rows.append(
+            ("  CPU per visitor: proxy / orchestrator / engine / this client / machine",
+             " / ".join(f"{cpu[part]:.1f}" for part in
+                        ("proxy", "orchestrator", "engine", "benchmark", "machine")) + " ms", "")
         )  # fmt: skip
     cold = results["cold"]
     rows += [

@@ -8,9 +8,7 @@ teardown removes exactly those. Each test saves a screenshot under .run/screensh
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +17,6 @@ import docker
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,11 +29,9 @@ from live_stack import (  # noqa: E402
     open_docker_client,
     remove_pool_containers,
 )
+from notebook_page import DESKTOP, build_no_netlink, start_chromium  # noqa: E402
 
 SCREENSHOTS = REPO / ".run" / "screenshots"
-# Debian's packages, named explicitly so that Selenium Manager never downloads a browser or driver.
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # A notebook server boots in seconds, but `make test` runs other suites on the same 2 cores.
 PAGE_TIMEOUT = 90
 # Short enough that the busy page frees up within the test, long enough that a notebook a
@@ -57,7 +52,6 @@ LOGO_SVG = (
     'font-family="sans-serif">SC</text></svg>'
 )
 PHONE = (390, 844)
-DESKTOP = (1280, 800)
 
 
 @pytest.fixture(scope="session")
@@ -102,34 +96,15 @@ def service(tmp_path_factory, docker_client) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def no_netlink(tmp_path_factory) -> Path:
-    """The LD_PRELOAD shim that keeps Docker's interface churn from aborting Chromium's requests
-    (see no_netlink.c), built once per session."""
-    library = tmp_path_factory.mktemp("shim") / "no_netlink.so"
-    source = Path(__file__).with_name("no_netlink.c")
-    subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"], check=True
-    )
-    return library
+    """The shim that keeps Docker's interface churn from aborting Chromium's requests, built once
+    per session (tests/support/no_netlink.c)."""
+    return build_no_netlink(tmp_path_factory.mktemp("shim"))
 
 
 @pytest.fixture
 def browser(no_netlink) -> Iterator[webdriver.Chrome]:
     """A fresh headless Chromium per test: no cookie of one notebook leaks into the next test."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # the tests run as root, where Chromium's sandbox refuses to start
-        "--disable-dev-shm-usage",  # Docker-sized /dev/shm is too small for the renderer
-        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-    ):
-        options.add_argument(argument)
-    # chromedriver passes its environment on to the browser it starts.
-    service = Service(
-        executable_path=CHROMEDRIVER, env={**os.environ, "LD_PRELOAD": str(no_netlink)}
-    )
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    driver = start_chromium(no_netlink, page_timeout=PAGE_TIMEOUT, window=DESKTOP)
     yield driver
     driver.quit()
 

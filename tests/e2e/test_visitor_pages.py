@@ -6,98 +6,20 @@ idle, and the busy page needs every notebook taken, so it comes last.
 
 from __future__ import annotations
 
-import time
-
 import requests
-from conftest import DESKTOP, PAGE_TIMEOUT, PHONE, THEME, wait_until
+from conftest import PAGE_TIMEOUT, PHONE, THEME, wait_until
 from live_stack import visit
-from selenium.common.exceptions import (
-    ElementClickInterceptedException,
-    ElementNotInteractableException,
-    StaleElementReferenceException,
+from notebook_page import (
+    DESKTOP,
+    KERNEL_IDLE,
+    OutputOfFirstCell,
+    TypedIntoFirstCell,
+    kernel_idle,
 )
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 
 NOTEBOOK_UI = (By.CSS_SELECTOR, "#main-panel, .jp-LabShell")
-KERNEL_IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
-
-
-def kernel_idle(browser) -> bool:
-    """True once the notebook's kernel is started and idle. When the server is slow, Notebook
-    asks which kernel to start instead of starting the notebook's own: accept its choice, as a
-    person would."""
-    for accept in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"):
-        try:
-            accept.click()
-        except NOT_YET:
-            return False  # the dialog is still opening or closing: look again next time
-    return bool(browser.find_elements(By.CSS_SELECTOR, KERNEL_IDLE))
-
-
-class OutputOfFirstCell:
-    """A wait condition that runs the first code cell until it shows `expected`.
-
-    On a loaded machine the notebook sometimes drops the first execute request while its kernel
-    connection settles (the cell stays `[ ]`); a person would press Shift+Enter again, and so
-    does this, at most every RERUN_SECONDS.
-    """
-
-    RERUN_SECONDS = 15
-
-    def __init__(self, expected: str) -> None:
-        self.expected = expected
-        self.last_run = float("-inf")
-
-    def __call__(self, browser) -> bool:
-        # The kernel dialog can come back after the cell was typed (a slow server's kernel
-        # restart): accept it, or every Shift+Enter lands on the dialog.
-        if not kernel_idle(browser):
-            return False
-        cell = browser.find_element(By.CSS_SELECTOR, ".jp-CodeCell")
-        outputs = cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-        if self.expected in " ".join(output.text for output in outputs).split():
-            return True
-        if time.monotonic() - self.last_run > self.RERUN_SECONDS:
-            try:
-                editor = cell.find_element(By.CSS_SELECTOR, ".cm-content")
-                editor.click()
-                editor.send_keys(Keys.SHIFT, Keys.ENTER)
-            except NOT_YET:
-                return False
-            self.last_run = time.monotonic()
-        return False
-
-
-# What a page still settling throws at a click: a dialog over the cell, or the cell re-rendered.
-NOT_YET = (
-    ElementClickInterceptedException,
-    ElementNotInteractableException,
-    StaleElementReferenceException,
-)
-
-
-class TypedIntoFirstCell:
-    """A wait condition that replaces the first code cell's text, once the cell takes clicks.
-
-    Right after the kernel is idle, Notebook may still be rendering the cell or showing a dialog
-    over it; a person would wait a moment and click again, and so does this.
-    """
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __call__(self, browser) -> bool:
-        kernel_idle(browser)  # accepts a kernel dialog that may cover the cell
-        try:
-            editor = browser.find_element(By.CSS_SELECTOR, ".jp-CodeCell .cm-content")
-            editor.click()
-            editor.send_keys(Keys.CONTROL, "a")
-            editor.send_keys(self.text)
-        except NOT_YET:
-            return False
-        return True
 
 
 def test_a_crawler_fetching_the_link_takes_no_notebook(service, browser, screenshot):

@@ -1,0 +1,128 @@
+"""Where the machine's CPU and memory went during a benchmark's step, by part.
+
+    before = CpuSnapshot.take(pids={"proxy": proxy_pid}, containers=ids)
+    ... the step ...
+    after = CpuSnapshot.take(pids={"proxy": proxy_pid}, containers=ids)
+    after.minus(before)   # {"proxy": 0.21, "notebooks": 12.3, "engine": 4.1, "machine": 40.2, ...}
+
+Reads /proc and the containers' cgroups only (v1 with Docker's cgroupfs driver, as on the build
+machine; v2 with either driver). CPU-seconds are user + system time:
+- a named process (`pids`): its own and its waited-for children's, so a process started inside
+  the step counts whole;
+- `engine`: every dockerd, containerd, containerd-shim, runc and fuse-overlayfs process (a
+  container's start runs several of them);
+- `notebooks`: the containers' cgroups (everything inside them: the server, its kernel);
+- `machine`: every core's busy time, from /proc/stat; what no part explains is in it too (the
+  kernel's own work, other people's processes on a shared machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+ENGINE = ("dockerd", "containerd", "containerd-shim", "runc", "fuse-overlayfs")
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def process_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and of its children it has waited for; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / TICK
+
+
+def engine_seconds() -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith(ENGINE):
+            total += process_seconds(int(entry.name))
+    return total
+
+
+def machine_seconds() -> float:
+    """Busy time of every core (all but idle and iowait)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK
+
+
+def _cgroup_file(container_id: str, v1_controller: str, v1_name: str, v2_name: str) -> Path:
+    for path in (
+        CGROUP / v1_controller / "docker" / container_id / v1_name,
+        CGROUP / "system.slice" / f"docker-{container_id}.scope" / v2_name,
+        CGROUP / "docker" / container_id / v2_name,
+    ):
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"no cgroup found for container {container_id[:12]}")
+
+
+def container_seconds(container_id: str) -> float:
+    path = _cgroup_file(container_id, "cpuacct", "cpuacct.usage", "cpu.stat")
+    text = path.read_text()
+    if path.name == "cpuacct.usage":
+        return int(text) / 1e9
+    usage = dict(line.split() for line in text.splitlines())
+    return int(usage["usage_usec"]) / 1e6
+
+
+@dataclass(frozen=True)
+class ContainerMemory:
+    """What the memory cgroup of one container holds: `usage` is what its mem_limit counts (with
+    the page cache it touched first); `anonymous` what only it can hold (RSS and tmpfs)."""
+
+    usage: int
+    anonymous: int
+
+
+def container_memory(container_id: str) -> ContainerMemory:
+    usage_path = _cgroup_file(container_id, "memory", "memory.usage_in_bytes", "memory.current")
+    stat_path = usage_path.with_name("memory.stat")
+    stat = dict(line.split() for line in stat_path.read_text().splitlines())
+    if usage_path.name == "memory.usage_in_bytes":  # v1
+        anonymous = int(stat["total_rss"]) + int(stat["total_shmem"])
+    else:
+        anonymous = int(stat["anon"]) + int(stat["shmem"])
+    return ContainerMemory(usage=int(usage_path.read_text()), anonymous=anonymous)
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def take(
+        cls, pids: dict[str, int] | None = None, containers: list[str] | None = None
+    ) -> CpuSnapshot:
+        parts = {name: process_seconds(pid) for name, pid in (pids or {}).items()}
+        own = os.times()
+        parts["benchmark"] = own.user + own.system
+        parts["engine"] = engine_seconds()
+        notebooks = 0.0
+        for container_id in containers or []:
+            with contextlib.suppress(FileNotFoundError):  # gone meanwhile: counts nothing
+                notebooks += container_seconds(container_id)
+        parts["notebooks"] = notebooks
+        parts["machine"] = machine_seconds()
+        return cls(parts)
+
+    def minus(self, before: CpuSnapshot) -> dict[str, float]:
+        return {name: value - before.parts.get(name, 0.0) for name, value in self.parts.items()}
+
+
+def memtotal_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemTotal in /proc/meminfo")
