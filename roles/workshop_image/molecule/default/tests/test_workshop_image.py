@@ -170,6 +170,17 @@ def test_server_answers_on_its_base_path(host, notebook_server):
         assert host.check_output("python3 -c %s %s", get_status, url + page) == "200", page
 
 
+def test_the_language_server_bridge_is_installed_but_not_started(host, notebook_server):
+    # jupyter_lsp (a JupyterLab dependency) costs every boot and serves nothing without a
+    # language server: installed, but its /lsp/status route is not there while the server's are.
+    _, url = notebook_server
+    get_status = "import sys, requests; print(requests.get(sys.argv[1], timeout=10).status_code)"
+    assert host.check_output("python3 -c %s %s", get_status, url + "api/status") == "200"
+    assert host.check_output("python3 -c %s %s", get_status, url + "lsp/status") == "404"
+    listing = _run_in_image(host, "sh", "-c", "jupyter server extension list 2>&1")
+    assert "jupyter_lsp 2." in listing, listing  # still installed: JupyterLab requires it
+
+
 def test_server_stops_promptly(host, notebook_server):
     # The init forwards SIGTERM to the server: `docker stop` must not wait for its 10 s time-out.
     name, _ = notebook_server
