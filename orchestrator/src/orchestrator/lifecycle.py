@@ -20,6 +20,7 @@ container: the second finds the state already changed and the step refused.
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from enum import StrEnum
 
 from orchestrator.model import Slot, SlotState
@@ -66,3 +67,63 @@ def step(slot: Slot, action: Step) -> bool:
     except StepRefused:
         return False
     return True
+
+
+class Slots(Mapping[str, Slot]):
+    """The pool's slots by path id, and how many are in each state.
+
+    The counts follow every slot added, stepped (through `step` here) and dropped, so what the
+    hand-out and the gauges ask (how many are ready, in use, starting) never walks the pool: a
+    hand-out costs the same with 10 slots or 2000. Reading is a read-only mapping's (the dict's
+    own views, for speed); changing goes through `add`, `step` and `drop` only.
+    """
+
+    def __init__(self) -> None:
+        self._by_path: dict[str, Slot] = {}
+        self._counts = dict.fromkeys(SlotState, 0)
+
+    def add(self, slot: Slot) -> None:
+        if slot.path_id in self._by_path:
+            raise ValueError(f"slot {slot.path_id} is already in the pool")
+        self._by_path[slot.path_id] = slot
+        self._counts[slot.state] += 1
+
+    def step(self, slot: Slot, action: Step) -> bool:
+        """`step(slot, action)`, counted when the slot is this table's."""
+        was = slot.state
+        if not step(slot, action):
+            return False
+        if self._by_path.get(slot.path_id) is slot:
+            self._counts[was] -= 1
+            self._counts[slot.state] += 1
+        return True
+
+    def drop(self, slot: Slot) -> None:
+        """Forget `slot` (a GONE one); another slot under the same path id stays."""
+        if self._by_path.get(slot.path_id) is slot:
+            del self._by_path[slot.path_id]
+            self._counts[slot.state] -= 1
+
+    def count(self, state: SlotState) -> int:
+        return self._counts[state]
+
+    def __getitem__(self, path_id: str) -> Slot:
+        return self._by_path[path_id]
+
+    def __contains__(self, path_id: object) -> bool:
+        return path_id in self._by_path
+
+    def __len__(self) -> int:
+        return len(self._by_path)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_path)
+
+    def keys(self) -> KeysView[str]:
+        return self._by_path.keys()
+
+    def values(self) -> ValuesView[Slot]:
+        return self._by_path.values()
+
+    def items(self) -> ItemsView[str, Slot]:
+        return self._by_path.items()

@@ -48,7 +48,7 @@ from orchestrator.decisions import (
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
-from orchestrator.lifecycle import HOLDS_A_CONTAINER, Step, step
+from orchestrator.lifecycle import HOLDS_A_CONTAINER, Slots, Step
 from orchestrator.metrics import Metrics, counter_total
 from orchestrator.model import (
     ROUTE_CONTAINER,
@@ -119,7 +119,7 @@ class Pool:
         self._sleep = sleep  # tests run the pool on a virtual clock
         self.probe = probe or NotebookProbe(config.proxy_public_url)
         self.notebook_user = notebook_user  # for the in-memory home's owner
-        self.slots: dict[str, Slot] = {}
+        self.slots = Slots()
         self.image_id = ""  # what config.image points to, as last seen (reconcile reads it)
         self._ready: deque[str] = deque()
         self._wake_refill = asyncio.Event()
@@ -234,7 +234,7 @@ class Pool:
 
     @property
     def available(self) -> int:
-        return sum(1 for slot in self.slots.values() if slot.state is SlotState.READY)
+        return self.slots.count(SlotState.READY)
 
     def is_live(self, path_id: str) -> bool:
         slot = self.slots.get(path_id)
@@ -256,7 +256,7 @@ class Pool:
         while self._ready:
             path_id = self._ready.popleft()  # no await before the claim: nobody gets it twice
             slot = self.slots.get(path_id)
-            if slot is None or not step(slot, Step.CLAIM):
+            if slot is None or not self.slots.step(slot, Step.CLAIM):
                 continue
             slot.client, slot.keep = client, keep_as
             slot.handed_out_at, slot.handed_out_mono = self.clock(), self.monotonic()
@@ -265,14 +265,14 @@ class Pool:
                 await self.proxy.add_route(path_id, slot.target or "", self._route_data(slot))
             except BaseException as error:
                 slot.client = slot.handed_out_at = slot.handed_out_mono = slot.keep = None
-                if step(slot, Step.RELEASED):
+                if self.slots.step(slot, Step.RELEASED):
                     self._ready.appendleft(path_id)
                 self._update_gauges()
                 if isinstance(error, ProxyError):
                     self._error("handout_route", error, path=path_id)
                     raise HandOutFailed(str(error)) from None
                 raise
-            if not step(slot, Step.HANDED_OUT):  # pragma: no cover (CLAIMED has one owner)
+            if not self.slots.step(slot, Step.HANDED_OUT):  # pragma: no cover (one owner)
                 continue
             slot.last_active_mono = slot.handed_out_mono
             self._update_gauges()
@@ -319,7 +319,7 @@ class Pool:
             created_mono=self.monotonic(),
             token=token,
         )
-        self.slots[path_id] = slot
+        self.slots.add(slot)
         self._update_gauges()
         self._background(self._boot(slot, create=True))
 
@@ -329,7 +329,7 @@ class Pool:
         boots (the slot turned REMOVING) is finished here, where the container's id is known."""
         started = self.monotonic()
         # Boots sharing the machine with this one, for the measured refill rate.
-        in_flight = sum(1 for other in self.slots.values() if other.state is SlotState.STARTING)
+        in_flight = self.slots.count(SlotState.STARTING)
         reason = "drained"
         try:
             if create:
@@ -345,7 +345,7 @@ class Pool:
             if slot.state is SlotState.STARTING:
                 await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
                 await self._wait_ready(slot)
-            if step(slot, Step.BOOTED):
+            if self.slots.step(slot, Step.BOOTED):
                 self._ready.append(slot.path_id)
                 self._update_gauges()
                 self._failures = 0
@@ -366,7 +366,7 @@ class Pool:
             self._bug("spawn", path=slot.path_id)
         finally:
             self._wake_refill.set()
-        step(slot, Step.REMOVE)  # a no-op if a drain already did
+        self.slots.step(slot, Step.REMOVE)  # a no-op if a drain already did
         await self._remove(slot, slot.removal_reason or reason)
 
     async def _wait_ready(self, slot: Slot) -> None:
@@ -405,7 +405,7 @@ class Pool:
         """Step the slot to REMOVING now; return the task that removes it, or None when another
         owner finishes it (its boot task) or it was already going."""
         was = slot.state
-        if not step(slot, Step.REMOVE):
+        if not self.slots.step(slot, Step.REMOVE):
             return None
         slot.removal_reason = reason
         with contextlib.suppress(ValueError):
@@ -447,9 +447,8 @@ class Pool:
             await self.proxy.delete_route(slot.path_id)
         except ProxyError as error:
             self._error("delete_route", error, path=slot.path_id)  # reconcile deletes it later
-        step(slot, Step.REMOVED)
-        if self.slots.get(slot.path_id) is slot:
-            del self.slots[slot.path_id]
+        self.slots.step(slot, Step.REMOVED)
+        self.slots.drop(slot)
         self.metrics.removed.labels(reason).inc()
         log_event(
             "removed", pool=self.pool_name, path=slot.path_id, container=_short(slot), reason=reason
@@ -693,7 +692,7 @@ class Pool:
         if handed_out_at is not None:
             slot.handed_out_mono = observed_at(handed_out_at, now_wall, now_mono, -math.inf)
             slot.last_active_mono = slot.handed_out_mono
-        self.slots[slot.path_id] = slot
+        self.slots.add(slot)
         self.metrics.adopted.inc()
         log_event(
             "adopted",
@@ -865,12 +864,10 @@ class Pool:
         logging.getLogger("tmpnb").exception("event=error kind=bug where=%s %s", where, details)
 
     def _update_gauges(self) -> None:
-        counts = dict.fromkeys(SlotState, 0)
-        for slot in self.slots.values():
-            counts[slot.state] += 1
-        self.metrics.available.set(counts[SlotState.READY])
-        self.metrics.in_use.set(counts[SlotState.IN_USE] + counts[SlotState.CLAIMED])
-        self.metrics.starting.set(counts[SlotState.STARTING])
+        count = self.slots.count
+        self.metrics.available.set(count(SlotState.READY))
+        self.metrics.in_use.set(count(SlotState.IN_USE) + count(SlotState.CLAIMED))
+        self.metrics.starting.set(count(SlotState.STARTING))
 
 
 def _short(slot: Slot) -> str | None:

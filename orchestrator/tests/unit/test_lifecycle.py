@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.lifecycle import HOLDS_A_CONTAINER, TRANSITIONS, Step, next_state, step
+from orchestrator.lifecycle import HOLDS_A_CONTAINER, TRANSITIONS, Slots, Step, next_state, step
 from orchestrator.model import Slot, SlotState
 
 S = SlotState
@@ -50,3 +50,42 @@ def test_once_handed_out_never_offered_again_on_any_path(actions):
 def test_no_state_is_a_dead_end_except_gone(state):
     reachable_exit = any(key[0] is state for key in TRANSITIONS)
     assert reachable_exit is (state is not S.GONE)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "step", "drop"]), st.integers(0, 4), st.sampled_from(Step)
+        ),
+        max_size=80,
+    )
+)
+def test_the_slot_table_counts_every_state_as_a_walk_over_the_slots_would(operations):
+    """Slots.count is what the hand-out reads instead of walking the pool: after any sequence of
+    adds, steps (allowed or not, of slots in the table or already dropped) and drops, it agrees."""
+    slots = Slots()
+    made: dict[int, Slot] = {}
+    for operation, number, action in operations:
+        slot = made.get(number)
+        if operation == "add" and (slot is None or slot.path_id not in slots):
+            made[number] = slot = _slot(f"p{number}")
+            slots.add(slot)
+        elif operation == "step" and slot is not None:
+            slots.step(slot, action)
+        elif operation == "drop" and slot is not None:
+            slots.drop(slot)
+        states = [held.state for held in slots.values()]
+        for state in SlotState:
+            assert slots.count(state) == states.count(state)
+    assert len(slots) == sum(slots.count(state) for state in SlotState)
+
+
+def test_a_slot_cannot_be_added_twice():
+    slots = Slots()
+    slots.add(_slot("p"))
+    with pytest.raises(ValueError, match="already"):
+        slots.add(_slot("p"))
+
+
+def _slot(path_id: str) -> Slot:
+    return Slot(path_id=path_id, state=S.STARTING, created=datetime.now(UTC), created_mono=0.0)

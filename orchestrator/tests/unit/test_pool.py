@@ -41,6 +41,8 @@ def check_safety(pool: Pool, world: World) -> None:
 def check_settled(pool: Pool, world: World, exact: bool = True) -> None:
     check_safety(pool, world)
     states = [slot.state for slot in pool.slots.values()]
+    for state in SlotState:  # the counts the hand-out reads agree with the slots themselves
+        assert pool.slots.count(state) == states.count(state), f"{state} miscounted"
     assert set(states) <= {SlotState.READY, SlotState.IN_USE}, f"stuck slots: {states}"
     if exact:
         assert len(pool.slots) == pool.capacity, "the pool does not hold its capacity"
