@@ -17,26 +17,24 @@ The page is rendered on the server and reloads itself; it needs no script and no
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
 from orchestrator import __version__, schedule
-from orchestrator.decisions import cull_in, usage_of
 from orchestrator.docker_backend import DockerError
 from orchestrator.handlers import BaseHandler, StatsHandler
 from orchestrator.metrics import Series, Timeline
-from orchestrator.model import Slot, SlotState, user_path
-from orchestrator.proxy import ProxyError
+from orchestrator.snapshot import BookingPlan, PoolSnapshot, SavedStats
+from orchestrator.waiting import WaitingLine
 
 PAGE = "/admin/"
 # The cookie's path keeps it to the admin page: browsers send cookies to every port of a host,
@@ -61,132 +59,56 @@ def cookie_secret(admin_token: str | None) -> bytes:
     return hmac.new(admin_token.encode(), b"tmpnb admin cookie", hashlib.sha256).digest()
 
 
-# ----- what the page shows: pure functions of the pool's state -----
-
-
-@dataclass(frozen=True)
-class NotebookRow:
-    path_id: str
-    container: str
-    handed_out_at: datetime | None
-    age: timedelta  # since it was handed out
-    idle: timedelta  # since the last sign of use: a request, the notebook's own activity
-    busy: bool  # a kernel was executing at the last cull pass
-    image: str  # the short ID of the image it runs (a workshop's material may have changed since)
-    cull_in: timedelta | None  # until the culler takes it, if it stays idle
-
-    @property
-    def user_path(self) -> str:
-        return user_path(self.path_id) + "/"
-
-
-@dataclass(frozen=True)
-class PoolCounts:
-    warm: int
-    in_use: int
-    starting: int
-    removing: int
-    capacity: int
-
-
-def pool_counts(slots: dict[str, Slot], capacity: int) -> PoolCounts:
-    states = [slot.state for slot in slots.values()]
-    return PoolCounts(
-        warm=states.count(SlotState.READY),
-        in_use=states.count(SlotState.IN_USE) + states.count(SlotState.CLAIMED),
-        starting=states.count(SlotState.STARTING),
-        removing=states.count(SlotState.REMOVING),
-        capacity=capacity,
-    )
-
-
-def notebook_rows(
-    slots: dict[str, Slot], now: float, cull_timeout: float, cull_max: float
-) -> list[NotebookRow]:
-    """One row per notebook in use, the longest idle first.
-
-    Idle time and time left are the culler's own (decisions.usage_of and cull_in), from the
-    last cull pass's look at each notebook, on the monotonic clock `now`.
-    """
-    rows = []
-    for slot in slots.values():
-        if slot.state is not SlotState.IN_USE:
-            continue
-        usage = usage_of(slot)
-        left = cull_in(usage, now, cull_timeout, cull_max)
-        rows.append(
-            NotebookRow(
-                path_id=slot.path_id,
-                container=(slot.container_id or "")[:12],
-                handed_out_at=slot.handed_out_at,
-                age=timedelta(seconds=max(now - usage.handed_out, 0.0)),
-                idle=timedelta(seconds=max(now - usage.last_active, 0.0)),
-                busy=usage.busy,
-                image=short_image_id(slot.image_id),
-                cull_in=None if left is None else timedelta(seconds=left),
-            )
-        )
-    rows.sort(key=lambda row: row.idle, reverse=True)
-    return rows
+# ----- what the page shows: pure functions of the pool's snapshot -----
 
 
 @dataclass(frozen=True)
 class SavedSummary:
     """The saved-work section: what the store holds, and its use in the last hour."""
 
-    count: int
-    bytes: int
-    oldest_at: datetime | None
-    cap_bytes: int
-    keep_hours: float
+    stats: SavedStats
     resumed: int
     downloaded: int
 
     @property
+    def count(self) -> int:
+        return self.stats.count
+
+    @property
     def size(self) -> str:
-        return f"{self.bytes / 1024**2:.1f} MB"
+        return f"{self.stats.bytes / 1024**2:.1f} MB"
 
     @property
     def cap(self) -> str:
-        return f"{self.cap_bytes / 1024**2:.0f} MB"
+        return f"{self.stats.cap_bytes / 1024**2:.0f} MB"
 
     @property
     def hours(self) -> str:
-        return f"{self.keep_hours:g}"
+        return f"{self.stats.keep_hours:g}"
 
     @property
     def oldest(self) -> str:
-        return self.oldest_at.strftime("%H:%M UTC") if self.oldest_at else "none"
+        oldest_at = self.stats.oldest_at
+        return oldest_at.strftime("%H:%M UTC") if oldest_at else "none"
 
     def as_json(self) -> dict[str, Any]:
+        oldest_at = self.stats.oldest_at
         return {
-            "count": self.count,
-            "bytes": self.bytes,
-            "oldest": self.oldest_at.isoformat() if self.oldest_at else None,
+            "count": self.stats.count,
+            "bytes": self.stats.bytes,
+            "oldest": oldest_at.isoformat() if oldest_at else None,
             "resumed_last_hour": self.resumed,
             "downloaded_last_hour": self.downloaded,
         }
 
 
-async def saved_summary(pool: Any, timeline: Timeline, now: datetime) -> SavedSummary | None:
-    if pool.saved is None:
+def saved_summary(stats: SavedStats | None, timeline: Timeline) -> SavedSummary | None:
+    if stats is None:
         return None
-    count, size, oldest = await asyncio.to_thread(pool.saved.stats)
     series = {item.name: item for item in timeline.series(["resumed", "downloaded"])}
     return SavedSummary(
-        count=count,
-        bytes=size,
-        oldest_at=datetime.fromtimestamp(oldest, UTC) if oldest else None,
-        cap_bytes=pool.saved.cap_bytes,
-        keep_hours=pool.config.keep_hours,
-        resumed=series["resumed"].total,
-        downloaded=series["downloaded"].total,
+        stats=stats, resumed=series["resumed"].total, downloaded=series["downloaded"].total
     )
-
-
-def short_image_id(image_id: str | None) -> str:
-    """sha256:0123456789ab... -> 0123456789ab, as `docker images` shows it."""
-    return (image_id or "").removeprefix("sha256:")[:12]
 
 
 def duration(span: timedelta | None) -> str:
@@ -297,52 +219,42 @@ class AdminOverviewPage(AdminPage):
                 raise web.HTTPError(403, "the admin token is required (Authorization: token ...)")
             self.deny()
             return
-        pool = self.pool
-        config = self.config
-        now = pool.clock()
+        line: WaitingLine = self.settings["waiting_line"]
+        snapshot = await self.pool.snapshot(waiting=len(line))
+        now = snapshot.time
         timeline: Timeline = self.settings["timeline"]
         timeline.sample(now)
-        proxy_answered = True
-        try:
-            await pool.proxy.check()
-        except ProxyError:
-            proxy_answered = False  # still show what is known; say the proxy is down
-        counts = pool_counts(pool.slots, pool.capacity)
-        saved = await saved_summary(pool, timeline, now)
-        rows = notebook_rows(pool.slots, pool.monotonic(), config.cull_timeout, config.cull_max)
+        saved = saved_summary(snapshot.saved, timeline)
         series = {item.name: item for item in timeline.series()}
-        # app.py ties this gauge to the public app's waiting line.
-        waiting = int(self.settings["metrics"].registry.get_sample_value("tmpnb_waiting") or 0)
         if self.as_json:
-            body = _as_json(counts, waiting, rows, series, now, proxy_answered)
+            body = overview_json(snapshot, series)
             body["saved_work"] = None if saved is None else saved.as_json()
             self.finish(body)
             return
+        plan = snapshot.bookings
         self.render(
             "admin.html",
-            counts=counts,
-            waiting=waiting,
-            rows=rows,
+            counts=snapshot.counts,
+            waiting=snapshot.waiting,
+            rows=snapshot.notebooks,
             charts=[
                 (label, series[name], bar_chart(series[name], now, colour))
                 for name, label, colour in CHARTS
             ],
             minutes=timeline.minutes,
             now=now,
-            proxy_answered=proxy_answered,
-            pool_name=pool.pool_name,
+            proxy_answered=snapshot.proxy_answered,
+            pool_name=snapshot.pool_name,
             saved=saved,
-            image=config.image,
-            current_image=short_image_id(pool.image_id),
+            image=self.config.image,
+            current_image=snapshot.image_id,
             version=__version__,
-            cull_timeout=duration(timedelta(seconds=config.cull_timeout)),
+            cull_timeout=duration(timedelta(seconds=self.config.cull_timeout)),
             has_token=bool(self.admin_token),
-            bookings=schedule.upcoming(pool.bookings.all(), now),
-            added=set(pool.bookings.added),
-            pool_size=config.pool_size,
-            lead=lambda item: schedule.lead_time(
-                item.capacity, pool.boot_rate.seconds_per_notebook
-            ),
+            bookings=schedule.upcoming([*plan.configured, *plan.added], now),
+            added=set(plan.added),
+            pool_size=plan.pool_size,
+            lead=lambda item: schedule.lead_time(item.capacity, plan.seconds_per_notebook),
             refresh=REFRESH_SECONDS,
             duration=duration,
         )
@@ -387,8 +299,7 @@ class AdminScheduleForm(AdminPage):
             self.deny()
             return
         if self.get_body_argument("action", "book") == "clear":
-            self.pool.bookings.clear_added()
-            self.pool.plan_capacity()
+            self.pool.clear_bookings()
             self.redirect(PAGE + "#schedule")
             return
         try:
@@ -430,7 +341,7 @@ class AdminScheduleHandler(AdminApiHandler):
     """
 
     def get(self) -> None:
-        self.finish(self._listing())
+        self.finish(schedule_json(self.pool.booking_plan()))
 
     async def post(self) -> None:
         try:
@@ -449,23 +360,11 @@ class AdminScheduleHandler(AdminApiHandler):
         except DockerError as error:
             raise web.HTTPError(503, f"cannot check this server's memory: {error}") from None
         self.set_status(201)
-        self.finish(self._listing())
+        self.finish(schedule_json(self.pool.booking_plan()))
 
     def delete(self) -> None:
-        self.pool.bookings.clear_added()
-        self.pool.plan_capacity()
-        self.finish(self._listing())
-
-    def _listing(self) -> dict[str, Any]:
-        now = self.pool.clock()
-        bookings = self.pool.bookings
-        return {
-            "capacity": self.pool.capacity,
-            "pool_size": self.config.pool_size,
-            "seconds_per_notebook": round(self.pool.boot_rate.seconds_per_notebook, 2),
-            "configured": [item.as_json() for item in schedule.upcoming(bookings.configured, now)],
-            "added": [item.as_json() for item in schedule.upcoming(bookings.added, now)],
-        }
+        self.pool.clear_bookings()
+        self.finish(schedule_json(self.pool.booking_plan()))
 
 
 class AdminStatsHandler(AdminApiHandler, StatsHandler):
@@ -485,24 +384,30 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
-def _as_json(
-    counts: PoolCounts,
-    waiting: int,
-    rows: list[NotebookRow],
-    series: dict[str, Series],
-    now: datetime,
-    proxy_answered: bool,
-) -> dict[str, Any]:
+def schedule_json(plan: BookingPlan) -> dict[str, Any]:
+    """`/api/schedule`'s answer: the capacity planned, and the bookings not yet over."""
     return {
-        "time": now.isoformat(),
-        "proxy_answered": proxy_answered,
+        "capacity": plan.capacity,
+        "pool_size": plan.pool_size,
+        "seconds_per_notebook": round(plan.seconds_per_notebook, 2),
+        "configured": [item.as_json() for item in schedule.upcoming(plan.configured, plan.time)],
+        "added": [item.as_json() for item in schedule.upcoming(plan.added, plan.time)],
+    }
+
+
+def overview_json(snapshot: PoolSnapshot, series: dict[str, Series]) -> dict[str, Any]:
+    """`/api/overview`'s answer (without its saved work, which needs the timeline too)."""
+    counts = snapshot.counts
+    return {
+        "time": snapshot.time.isoformat(),
+        "proxy_answered": snapshot.proxy_answered,
         "pool": {
             "warm": counts.warm,
             "in_use": counts.in_use,
             "starting": counts.starting,
             "removing": counts.removing,
             "capacity": counts.capacity,
-            "waiting": waiting,
+            "waiting": snapshot.waiting,
         },
         "notebooks": [
             {
@@ -516,7 +421,7 @@ def _as_json(
                 if row.cull_in is None
                 else round(row.cull_in.total_seconds()),
             }
-            for row in rows
+            for row in snapshot.notebooks
         ],
         "per_minute": {name: list(item.counts) for name, item in series.items()},
     }

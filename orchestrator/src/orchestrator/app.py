@@ -33,7 +33,14 @@ class StartupError(Exception):
     """Something the orchestrator needs is missing; nothing was started."""
 
 
-def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Application:
+def waiting_line(config: Config) -> WaitingLine:
+    """The visitors' line on the busy page: the public app serves it, the admin page counts it."""
+    return WaitingLine(config.max_waiting, handlers.WAIT_TICKET_SECONDS, config.max_per_address)
+
+
+def make_public_app(
+    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
+) -> web.Application:
     return web.Application(
         [
             (r"/", handlers.LoadingHandler),
@@ -52,9 +59,7 @@ def make_public_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applica
         metrics=metrics,
         api_token=config.api_token,
         theme=make_theme(config),
-        waiting_line=WaitingLine(
-            config.max_waiting, handlers.WAIT_TICKET_SECONDS, config.max_per_address
-        ),
+        waiting_line=line if line is not None else waiting_line(config),
         # No forms; the one cookie is a place in line, which a forged request cannot use.
         xsrf_cookies=False,
     )
@@ -72,7 +77,11 @@ def make_theme(config: Config) -> handlers.Theme:
     )
 
 
-def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Application:
+def make_admin_app(
+    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
+) -> web.Application:
+    """`line`: the public app's waiting line, which the admin page counts (an admin app alone
+    counts a line of its own, which nobody joins)."""
     return web.Application(
         [
             (r"/", web.RedirectHandler, {"url": admin.PAGE}),
@@ -92,6 +101,7 @@ def make_admin_app(config: Config, pool: Pool, metrics: Metrics) -> web.Applicat
         config=config,
         metrics=metrics,
         admin_token=config.admin_token,
+        waiting_line=line if line is not None else waiting_line(config),
         timeline=Timeline.for_metrics(metrics, pool.clock()),
         cookie_secret=admin.cookie_secret(config.admin_token),
         # The login form's XSRF cookie, kept to the admin page like the login cookie.
@@ -163,9 +173,10 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
     if config.static_files:
         await _extract_static_files(config, docker, config.static_files)
     await pool.start()
-    public_app = make_public_app(config, pool, metrics)
-    admin_app = make_admin_app(config, pool, metrics)
-    metrics.waiting.set_function(lambda: len(public_app.settings["waiting_line"]))
+    line = waiting_line(config)
+    public_app = make_public_app(config, pool, metrics, line)
+    admin_app = make_admin_app(config, pool, metrics, line)
+    metrics.waiting.set_function(lambda: len(line))
     # The client address comes from X-Forwarded-For as trusted_proxy_hops says, not from
     # tornado's xheaders, which would believe the last entry whatever the number of proxies.
     servers = [HTTPServer(public_app), HTTPServer(admin_app)]
@@ -178,8 +189,8 @@ async def _serve(config: Config, docker: DockerBackend) -> None:
         log_event(
             "warning",
             logging.WARNING,
-            what=f"ADMIN_AUTH_TOKEN unset: admin API open on {config.admin_ip}:{config.admin_port}"
-            ", admin page to loopback clients only",
+            what=f"ADMIN_AUTH_TOKEN unset: the admin port {config.admin_ip}:{config.admin_port}"
+            " (page and API) answers loopback clients only",
         )
     log_event(
         "started",

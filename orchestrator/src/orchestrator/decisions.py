@@ -154,6 +154,15 @@ class Usage:
     busy: bool = False  # a kernel is executing
     answered: bool = True  # False: the notebook server did not answer, so busy is unknown
 
+    def idle(self, now: float) -> float:
+        """Seconds since the last sign of use: what the culler holds against cull_timeout, and
+        the one idle time the admin page shows."""
+        return max(now - self.last_active, 0.0)
+
+    def age(self, now: float) -> float:
+        """Seconds since the hand-out: what the culler holds against cull_max."""
+        return max(now - self.handed_out, 0.0)
+
 
 def usage_of(slot: Slot) -> Usage:
     handed_out = slot.handed_out_mono if slot.handed_out_mono is not None else slot.created_mono
@@ -169,11 +178,11 @@ def cull_reason(usage: Usage, now: float, cull_timeout: float, cull_max: float) 
     means not idle, whatever the proxy says: a long computation sends no traffic. A notebook that
     does not answer is overloaded, not dead (a dead one stops its container), so not idle either.
     """
-    if cull_max and now - usage.handed_out > cull_max:
+    if cull_max and usage.age(now) > cull_max:
         return "max_age"
     if usage.busy or not usage.answered:
         return None
-    return "idle" if now - usage.last_active > cull_timeout else None
+    return "idle" if usage.idle(now) > cull_timeout else None
 
 
 def select_for_cull(
@@ -192,9 +201,9 @@ def cull_in(usage: Usage, now: float, cull_timeout: float, cull_max: float) -> f
     """Seconds until the culler takes it if it stays as it is (None: not while a kernel is busy)."""
     left = None
     if not usage.busy and usage.answered:
-        left = max(cull_timeout - (now - usage.last_active), 0.0)
+        left = max(cull_timeout - usage.idle(now), 0.0)
     if cull_max:
-        by_age = max(cull_max - (now - usage.handed_out), 0.0)
+        by_age = max(cull_max - usage.age(now), 0.0)
         left = by_age if left is None else min(left, by_age)
     return left
 

@@ -498,11 +498,14 @@ class ApiSpawnHandler(CorsMixin):
 
 
 class StatsHandler(CorsMixin):
+    """`/api/stats`: the pool's counts (Pool.counts), for the front door and tmpnb's clients."""
+
     def get(self) -> None:
+        counts = self.pool.counts()
         self.finish(
             {
-                "available": self.pool.available,
-                "capacity": self.pool.capacity,
+                "available": counts.warm,
+                "capacity": counts.capacity,
                 "version": __version__,
                 "container_image": self.config.image,
             }

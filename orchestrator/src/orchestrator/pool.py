@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,15 @@ from orchestrator.model import (
 )
 from orchestrator.probes import NotebookProbe, Seen
 from orchestrator.proxy import ProxyClient, ProxyError
+from orchestrator.snapshot import (
+    BookingPlan,
+    PoolCounts,
+    PoolSnapshot,
+    SavedStats,
+    notebook_rows,
+    pool_counts,
+    short_image_id,
+)
 from orchestrator.timeutil import isoformat, utcnow
 
 _PATH_ALPHABET = string.ascii_lowercase + string.digits
@@ -192,6 +201,65 @@ class Pool:
         self.bookings.add(item)
         log_event("booked", pool=self.pool_name, booking=str(item))
         self.plan_capacity()
+
+    def clear_bookings(self) -> None:
+        """Forget the workshops booked at run time (the configuration's stay)."""
+        self.bookings.clear_added()
+        self.plan_capacity()
+
+    # ----- what the admin page and the stats API read (snapshot.py) -----
+
+    def counts(self) -> PoolCounts:
+        """How many notebooks are in each state, and the capacity: from memory, cheap enough for
+        every poll of /api/stats."""
+        return pool_counts(self.slots, self._capacity)
+
+    def booking_plan(self, now: datetime | None = None) -> BookingPlan:
+        """The workshops booked, and the capacity they plan (as of the last pass)."""
+        return BookingPlan(
+            time=now or self.clock(),
+            capacity=self._capacity,
+            pool_size=self.config.pool_size,
+            seconds_per_notebook=self.boot_rate.seconds_per_notebook,
+            configured=tuple(self.bookings.configured),
+            added=tuple(self.bookings.added),
+        )
+
+    async def snapshot(self, waiting: int) -> PoolSnapshot:
+        """Everything the admin page shows, as plain values: the counts, each notebook in use
+        with its idle time as the culler measures it, the bookings, the saved work, and whether
+        the proxy's API answers now. `waiting`: the length of the visitors' waiting line, which
+        the web layer keeps."""
+        now = self.clock()
+        proxy_answered = True
+        try:
+            await self.proxy.check()
+        except ProxyError:
+            proxy_answered = False  # still show what is known; say the proxy is down
+        saved = None
+        if self.saved is not None:
+            count, size, oldest = await asyncio.to_thread(self.saved.stats)
+            saved = SavedStats(
+                count=count,
+                bytes=size,
+                oldest_at=datetime.fromtimestamp(oldest, UTC) if oldest else None,
+                cap_bytes=self.saved.cap_bytes,
+                keep_hours=self.config.keep_hours,
+            )
+        rows = notebook_rows(
+            self.slots, self.monotonic(), self.config.cull_timeout, self.config.cull_max
+        )
+        return PoolSnapshot(
+            time=now,
+            pool_name=self.pool_name,
+            counts=self.counts(),
+            waiting=waiting,
+            notebooks=tuple(rows),
+            proxy_answered=proxy_answered,
+            saved=saved,
+            bookings=self.booking_plan(now),
+            image_id=short_image_id(self.image_id),
+        )
 
     # ----- lifecycle -----
 

@@ -8,16 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
-from orchestrator.admin import (
-    _loopback,
-    bar_chart,
-    cookie_secret,
-    duration,
-    notebook_rows,
-    pool_counts,
-)
+from orchestrator.admin import _loopback, bar_chart, cookie_secret, duration
+from orchestrator.lifecycle import Slots
 from orchestrator.metrics import Metrics, Series, Timeline, counter_total
 from orchestrator.model import Slot, SlotState
+from orchestrator.snapshot import notebook_rows, pool_counts
 
 NOW = datetime(2026, 3, 1, 12, 30, 20, tzinfo=UTC)
 MONO = 50_000.0  # the monotonic clock now
@@ -58,7 +53,10 @@ def test_pool_counts_by_state():
         "e": slot("e", SlotState.REMOVING),
         "f": slot("f", SlotState.CLAIMED),
     }
-    counts = pool_counts(slots, 6)
+    table = Slots()
+    for item in slots.values():
+        table.add(item)
+    counts = pool_counts(table, 6)
     assert (counts.in_use, counts.warm, counts.starting, counts.removing, counts.capacity) == (
         2, 2, 1, 1, 6
     )  # fmt: skip
