@@ -30,7 +30,7 @@ NODES = ["molecule-cluster-nb1", "molecule-cluster-nb2"]
 # Each node's own python3: nb1 is Debian 12, nb2 Debian 13 (molecule.yml).
 NODE_PYTHON = {"molecule-cluster-nb1": "3.11", "molecule-cluster-nb2": "3.13"}
 COOKIE = "tmpnb_node"
-# The orchestrator's resume key (orchestrator/.../handlers.py), sent to /spawn and /saved only.
+# The orchestrator's resume key (orchestrator/.../web/visitor.py), sent to /spawn and /saved only.
 KEEP_COOKIE = "tmpnb_keep"
 # Each node's orchestrator options (roles/tmpnb), read for its cull timings and state_dir.
 NODE_CONFIG = "/etc/tmpnb/orchestrator.toml"

@@ -7,106 +7,26 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import docker.errors as docker_errors
-from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 
-from orchestrator import __version__, admin, handlers, listeners
+from orchestrator import __version__, listeners
 from orchestrator.config import PROG, Config, check_main, is_check, parse, read_token_file
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event, setup_logging
-from orchestrator.metrics import Metrics, Timeline
+from orchestrator.metrics import Metrics
 from orchestrator.model import LABEL_POOL
 from orchestrator.options import ConfigError, help_text
 from orchestrator.pool import Pool
 from orchestrator.proxy import ProxyClient, ProxyError
-from orchestrator.waiting import WaitingLine
-
-TEMPLATES = str(Path(__file__).parent / "templates")
+from orchestrator.web import make_admin_app, make_public_app, waiting_line
 
 
 class StartupError(Exception):
     """Something the orchestrator needs is missing; nothing was started."""
-
-
-def waiting_line(config: Config) -> WaitingLine:
-    """The visitors' line on the busy page: the public app serves it, the admin page counts it."""
-    return WaitingLine(config.max_waiting, handlers.WAIT_TICKET_SECONDS, config.max_per_address)
-
-
-def make_public_app(
-    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
-) -> web.Application:
-    return web.Application(
-        [
-            (r"/", handlers.LoadingHandler),
-            (r"/spawn/?(.*)", handlers.SpawnHandler),
-            (r"/api/spawn/?", handlers.ApiSpawnHandler),
-            (r"/saved/([a-z]+)", handlers.SavedHandler),
-            (r"/api/stats/?", handlers.StatsHandler),
-            (r"/user/([^/]+)(?:/(.*))?", handlers.UserHandler),
-            (r"/robots\.txt", handlers.RobotsHandler),
-            (r"/logo", handlers.LogoHandler),
-        ],
-        default_handler_class=handlers.NotFoundHandler,
-        template_path=TEMPLATES,
-        pool=pool,
-        config=config,
-        metrics=metrics,
-        api_token=config.api_token,
-        theme=make_theme(config),
-        waiting_line=line if line is not None else waiting_line(config),
-        # No forms; the one cookie is a place in line, which a forged request cannot use.
-        xsrf_cookies=False,
-    )
-
-
-def make_theme(config: Config) -> handlers.Theme:
-    """The operator's title, names, message, links and logo (read once: it was checked at start)."""
-    return handlers.Theme(
-        title=config.title,
-        workshop_name=config.workshop_name,
-        message=config.message,
-        links=list(config.page_links),
-        logo=Path(config.logo).read_bytes() if config.logo else None,
-        logo_type=config.logo_type,
-    )
-
-
-def make_admin_app(
-    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
-) -> web.Application:
-    """`line`: the public app's waiting line, which the admin page counts (an admin app alone
-    counts a line of its own, which nobody joins)."""
-    return web.Application(
-        [
-            (r"/", web.RedirectHandler, {"url": admin.PAGE}),
-            (r"/admin/?", admin.AdminOverviewPage),
-            (r"/admin/login", admin.AdminLoginHandler),
-            (r"/admin/logout", admin.AdminLogoutHandler),
-            (r"/admin/schedule", admin.AdminScheduleForm),
-            (r"/api/overview/?", admin.AdminOverviewPage, {"as_json": True}),
-            (r"/api/pool/?", admin.AdminPoolHandler),
-            (r"/api/schedule/?", admin.AdminScheduleHandler),
-            (r"/api/stats/?", admin.AdminStatsHandler),
-            (r"/metrics", admin.MetricsHandler),
-        ],
-        default_handler_class=handlers.NotFoundHandler,
-        template_path=TEMPLATES,
-        pool=pool,
-        config=config,
-        metrics=metrics,
-        admin_token=config.admin_token,
-        waiting_line=line if line is not None else waiting_line(config),
-        timeline=Timeline.for_metrics(metrics, pool.clock()),
-        cookie_secret=admin.cookie_secret(config.admin_token),
-        # The login form's XSRF cookie, kept to the admin page like the login cookie.
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "path": admin.COOKIE_PATH},
-    )
 
 
 # How long a stop waits for the requests in flight (a hand-out, a page) before it lets them go.

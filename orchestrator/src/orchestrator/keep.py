@@ -13,7 +13,7 @@ What always holds (tests/unit/test_keep.py checks each rule, and hostile homes):
   named by the key's SHA-256: the key itself is never written anywhere but the visitor's cookie.
 - Work is removed `keep_hours` after it was last saved (`sweep`), and with the feature off.
 
-The visitor's browser holds the key (handlers.py). A notebook culled again under the same key
+The visitor's browser holds the key (web/visitor.py). A notebook culled again under the same key
 merges into what was kept: coming back twice loses nothing either.
 """
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
-from orchestrator.admin import _loopback, bar_chart, cookie_secret, duration
 from orchestrator.lifecycle import Slots
 from orchestrator.metrics import Metrics, Series, Timeline, counter_total
 from orchestrator.model import Slot, SlotState
 from orchestrator.snapshot import notebook_rows, pool_counts
+from orchestrator.web.admin import _loopback, cookie_secret
+from orchestrator.web.view import bar_chart, duration
 
 NOW = datetime(2026, 3, 1, 12, 30, 20, tzinfo=UTC)
 MONO = 50_000.0  # the monotonic clock now

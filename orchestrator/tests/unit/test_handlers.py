@@ -14,9 +14,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from orchestrator.app import make_public_app
-from orchestrator.handlers import WAIT_COOKIE
 from orchestrator.metrics import Metrics
+from orchestrator.web.visitor import WAIT_COOKIE, make_public_app
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -4,9 +4,9 @@ import logging
 from datetime import UTC, datetime
 
 from orchestrator.events import log_event
-from orchestrator.handlers import _notebook_url
 from orchestrator.model import Slot, SlotState
 from orchestrator.timeutil import isoformat, parse_time
+from orchestrator.web.visitor import _notebook_url
 
 SLOT = Slot(
     path_id="abc",

@@ -15,8 +15,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from orchestrator import keep
-from orchestrator.app import make_admin_app
-from orchestrator.handlers import CHOICE_COOKIE, KEEP_COOKIE
+from orchestrator.web.admin import make_admin_app
+from orchestrator.web.visitor import CHOICE_COOKIE, KEEP_COOKIE
 
 NOTEBOOK = b'{"cells": [], "nbformat": 4, "nbformat_minor": 5}'
 

@@ -12,8 +12,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from orchestrator.app import make_admin_app, make_public_app
 from orchestrator.metrics import Metrics
+from orchestrator.web import make_admin_app, make_public_app
 
 
 class Admin:

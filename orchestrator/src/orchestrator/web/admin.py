@@ -1,5 +1,6 @@
-"""The admin port: the operator's page (the pool, the notebooks in use, culls and errors) and the
-admin API (/api/overview, /api/pool, /api/schedule, /api/stats, /metrics).
+"""The admin app on `admin_port`: the operator's page (the pool, the notebooks in use, culls and
+errors), its login, and the admin API (/api/overview, /api/pool, /api/schedule, /api/stats,
+/metrics). Every handler of the admin port is here.
 
 Who gets in, the page and the API alike (AdminHandler.is_admin, the one rule):
 - With ADMIN_AUTH_TOKEN set, a request carrying `Authorization: token <admin token>` (scripts), or
@@ -13,6 +14,11 @@ Everyone else gets a 403 page with the login form (the API: a one-line JSON mess
 traceback.
 
 The page is rendered on the server and reloads itself; it needs no script and no third-party asset.
+
+May touch: the request, the login cookie, the app's settings (`pool`, `config`, `metrics`,
+`timeline`, `waiting_line`, `admin_token`); of the pool, what it reads (Pool.snapshot(),
+Pool.booking_plan(), Pool.counts()) and the operator's actions (drain, book, clear_bookings).
+What the page shows is computed in view.py.
 """
 
 from __future__ import annotations
@@ -22,19 +28,19 @@ import hmac
 import ipaddress
 import json
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
 
 from orchestrator import __version__, schedule
+from orchestrator.config import Config
 from orchestrator.docker_backend import DockerError
-from orchestrator.handlers import BaseHandler, StatsHandler
-from orchestrator.metrics import Series, Timeline
-from orchestrator.snapshot import BookingPlan, PoolSnapshot, SavedStats
+from orchestrator.metrics import Metrics, Timeline
+from orchestrator.pool import Pool
 from orchestrator.waiting import WaitingLine
+from orchestrator.web import view
+from orchestrator.web.base import TEMPLATES, BaseHandler, NotFoundHandler, StatsHandler
+from orchestrator.web.visitor import waiting_line
 
 PAGE = "/admin/"
 # The cookie's path keeps it to the admin page: browsers send cookies to every port of a host,
@@ -42,14 +48,6 @@ PAGE = "/admin/"
 COOKIE = "tmpnb-admin"
 COOKIE_PATH = "/admin"
 COOKIE_MAX_AGE_DAYS = 0.5
-REFRESH_SECONDS = 10
-# What the timeline charts, in this order, with a label and a colour for each.
-CHARTS = (
-    ("handed_out", "Notebooks handed out", "#2b7bb9"),
-    ("full", "Visitors who found the pool empty", "#b98a2b"),
-    ("culled", "Notebooks culled", "#f37726"),
-    ("errors", "Errors", "#c0392b"),
-)
 
 
 def cookie_secret(admin_token: str | None) -> bytes:
@@ -57,106 +55,6 @@ def cookie_secret(admin_token: str | None) -> bytes:
     if not admin_token:
         return secrets.token_bytes(32)
     return hmac.new(admin_token.encode(), b"tmpnb admin cookie", hashlib.sha256).digest()
-
-
-# ----- what the page shows: pure functions of the pool's snapshot -----
-
-
-@dataclass(frozen=True)
-class SavedSummary:
-    """The saved-work section: what the store holds, and its use in the last hour."""
-
-    stats: SavedStats
-    resumed: int
-    downloaded: int
-
-    @property
-    def count(self) -> int:
-        return self.stats.count
-
-    @property
-    def size(self) -> str:
-        return f"{self.stats.bytes / 1024**2:.1f} MB"
-
-    @property
-    def cap(self) -> str:
-        return f"{self.stats.cap_bytes / 1024**2:.0f} MB"
-
-    @property
-    def hours(self) -> str:
-        return f"{self.stats.keep_hours:g}"
-
-    @property
-    def oldest(self) -> str:
-        oldest_at = self.stats.oldest_at
-        return oldest_at.strftime("%H:%M UTC") if oldest_at else "none"
-
-    def as_json(self) -> dict[str, Any]:
-        oldest_at = self.stats.oldest_at
-        return {
-            "count": self.stats.count,
-            "bytes": self.stats.bytes,
-            "oldest": oldest_at.isoformat() if oldest_at else None,
-            "resumed_last_hour": self.resumed,
-            "downloaded_last_hour": self.downloaded,
-        }
-
-
-def saved_summary(stats: SavedStats | None, timeline: Timeline) -> SavedSummary | None:
-    if stats is None:
-        return None
-    series = {item.name: item for item in timeline.series(["resumed", "downloaded"])}
-    return SavedSummary(
-        stats=stats, resumed=series["resumed"].total, downloaded=series["downloaded"].total
-    )
-
-
-def duration(span: timedelta | None) -> str:
-    """A short human duration: 45 s, 12 min, 3 h 05 min, 2 d 4 h."""
-    if span is None:
-        return "-"
-    seconds = int(span.total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def bar_chart(
-    series: Series, now: datetime, colour: str, width: int = 600, height: int = 64
-) -> str:
-    """An inline SVG bar chart of one series, one bar per minute, oldest on the left.
-
-    Each bar has a <title>, so hovering shows the minute and the count. Returned as markup for
-    the template (every piece of text in it is a number or a time written here).
-    """
-    counts = series.counts
-    peak = max(counts, default=0)
-    step = width / max(len(counts), 1)
-    bar = max(step - 1, 1)
-    start = now.replace(second=0, microsecond=0) - timedelta(minutes=len(counts) - 1)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f'role="img" aria-label="{series.total} in the last {len(counts)} minutes">',
-        f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" class="axis"/>',
-    ]
-    for index, count in enumerate(counts):
-        if not count:
-            continue
-        bar_height = max(2.0, (height - 4) * count / peak)
-        minute = (start + timedelta(minutes=index)).strftime("%H:%M")
-        parts.append(
-            f'<rect x="{index * step:.1f}" y="{height - bar_height:.1f}" width="{bar:.1f}" '
-            f'height="{bar_height:.1f}" fill="{colour}"><title>{minute} UTC: {count}</title></rect>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 # ----- handlers -----
@@ -221,43 +119,21 @@ class AdminOverviewPage(AdminPage):
             return
         line: WaitingLine = self.settings["waiting_line"]
         snapshot = await self.pool.snapshot(waiting=len(line))
-        now = snapshot.time
         timeline: Timeline = self.settings["timeline"]
-        timeline.sample(now)
-        saved = saved_summary(snapshot.saved, timeline)
+        timeline.sample(snapshot.time)
         series = {item.name: item for item in timeline.series()}
         if self.as_json:
-            body = overview_json(snapshot, series)
-            body["saved_work"] = None if saved is None else saved.as_json()
-            self.finish(body)
+            self.finish(view.overview_json(snapshot, series))
             return
-        plan = snapshot.bookings
-        self.render(
-            "admin.html",
-            counts=snapshot.counts,
-            waiting=snapshot.waiting,
-            rows=snapshot.notebooks,
-            charts=[
-                (label, series[name], bar_chart(series[name], now, colour))
-                for name, label, colour in CHARTS
-            ],
+        values = view.page_values(
+            snapshot,
+            series,
             minutes=timeline.minutes,
-            now=now,
-            proxy_answered=snapshot.proxy_answered,
-            pool_name=snapshot.pool_name,
-            saved=saved,
             image=self.config.image,
-            current_image=snapshot.image_id,
+            cull_timeout=self.config.cull_timeout,
             version=__version__,
-            cull_timeout=duration(timedelta(seconds=self.config.cull_timeout)),
-            has_token=bool(self.admin_token),
-            bookings=schedule.upcoming([*plan.configured, *plan.added], now),
-            added=set(plan.added),
-            pool_size=plan.pool_size,
-            lead=lambda item: schedule.lead_time(item.capacity, plan.seconds_per_notebook),
-            refresh=REFRESH_SECONDS,
-            duration=duration,
         )
+        self.render("admin.html", has_token=bool(self.admin_token), **values)
 
 
 class AdminLoginHandler(AdminPage):
@@ -341,7 +217,7 @@ class AdminScheduleHandler(AdminApiHandler):
     """
 
     def get(self) -> None:
-        self.finish(schedule_json(self.pool.booking_plan()))
+        self.finish(view.schedule_json(self.pool.booking_plan()))
 
     async def post(self) -> None:
         try:
@@ -360,11 +236,11 @@ class AdminScheduleHandler(AdminApiHandler):
         except DockerError as error:
             raise web.HTTPError(503, f"cannot check this server's memory: {error}") from None
         self.set_status(201)
-        self.finish(schedule_json(self.pool.booking_plan()))
+        self.finish(view.schedule_json(self.pool.booking_plan()))
 
     def delete(self) -> None:
         self.pool.clear_bookings()
-        self.finish(schedule_json(self.pool.booking_plan()))
+        self.finish(view.schedule_json(self.pool.booking_plan()))
 
 
 class AdminStatsHandler(AdminApiHandler, StatsHandler):
@@ -384,44 +260,33 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
-def schedule_json(plan: BookingPlan) -> dict[str, Any]:
-    """`/api/schedule`'s answer: the capacity planned, and the bookings not yet over."""
-    return {
-        "capacity": plan.capacity,
-        "pool_size": plan.pool_size,
-        "seconds_per_notebook": round(plan.seconds_per_notebook, 2),
-        "configured": [item.as_json() for item in schedule.upcoming(plan.configured, plan.time)],
-        "added": [item.as_json() for item in schedule.upcoming(plan.added, plan.time)],
-    }
-
-
-def overview_json(snapshot: PoolSnapshot, series: dict[str, Series]) -> dict[str, Any]:
-    """`/api/overview`'s answer (without its saved work, which needs the timeline too)."""
-    counts = snapshot.counts
-    return {
-        "time": snapshot.time.isoformat(),
-        "proxy_answered": snapshot.proxy_answered,
-        "pool": {
-            "warm": counts.warm,
-            "in_use": counts.in_use,
-            "starting": counts.starting,
-            "removing": counts.removing,
-            "capacity": counts.capacity,
-            "waiting": snapshot.waiting,
-        },
-        "notebooks": [
-            {
-                "path": row.user_path,
-                "container": row.container,
-                "age_seconds": round(row.age.total_seconds()),
-                "idle_seconds": round(row.idle.total_seconds()),
-                "busy": row.busy,
-                "image": row.image,
-                "cull_in_seconds": None
-                if row.cull_in is None
-                else round(row.cull_in.total_seconds()),
-            }
-            for row in snapshot.notebooks
+def make_admin_app(
+    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
+) -> web.Application:
+    """`line`: the public app's waiting line, which the admin page counts (app.serve shares one;
+    an admin app alone counts a line of its own, which nobody joins)."""
+    return web.Application(
+        [
+            (r"/", web.RedirectHandler, {"url": PAGE}),
+            (r"/admin/?", AdminOverviewPage),
+            (r"/admin/login", AdminLoginHandler),
+            (r"/admin/logout", AdminLogoutHandler),
+            (r"/admin/schedule", AdminScheduleForm),
+            (r"/api/overview/?", AdminOverviewPage, {"as_json": True}),
+            (r"/api/pool/?", AdminPoolHandler),
+            (r"/api/schedule/?", AdminScheduleHandler),
+            (r"/api/stats/?", AdminStatsHandler),
+            (r"/metrics", MetricsHandler),
         ],
-        "per_minute": {name: list(item.counts) for name, item in series.items()},
-    }
+        default_handler_class=NotFoundHandler,
+        template_path=TEMPLATES,
+        pool=pool,
+        config=config,
+        metrics=metrics,
+        admin_token=config.admin_token,
+        waiting_line=line if line is not None else waiting_line(config),
+        timeline=Timeline.for_metrics(metrics, pool.clock()),
+        cookie_secret=cookie_secret(config.admin_token),
+        # The login form's XSRF cookie, kept to the admin page like the login cookie.
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict", "path": COOKIE_PATH},
+    )

@@ -1,34 +1,46 @@
-"""HTTP handlers of the visitor-facing app (the admin port's are in admin.py), and the base
-handler both apps share.
+"""The visitors' app on `port`: the loading page, the hand-out (`/spawn`, `/api/spawn`), the
+waiting line's busy page, saved work (`/saved/...`), the pages of a notebook gone or being
+reconnected (`/user/...`), `/api/stats`, `/robots.txt`, the logo.
 
 Visitors never see a 5xx or a traceback: the pool being empty is a 429 with a page that retries
 itself (keeping the visitor's place in line, see waiting.py), and any unexpected error renders a
-plain page (write_error is overridden). Every page carries the operator's theme (title, workshop
-name, logo, message, links), HTML-escaped by the templates.
+plain page (base.BaseHandler.write_error). Every page carries the operator's theme (title,
+workshop name, logo, message, links), HTML-escaped by the templates.
+
+May touch: the request, the visitors' cookies, the waiting line, and the pool's visitor side:
+hand_out, available, in_use_by, is_live, restore_work and the saved-work store (`pool.saved`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import secrets
 import tempfile
 import time
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tornado import web
 
-from orchestrator import __version__, keep
+from orchestrator import keep
 from orchestrator.config import Config
 from orchestrator.decisions import client_address
+from orchestrator.metrics import Metrics
 from orchestrator.model import Slot, user_path
-from orchestrator.pool import HandOutFailed
+from orchestrator.pool import HandOutFailed, Pool
 from orchestrator.waiting import Ticket, WaitingLine
+from orchestrator.web.base import (
+    TEMPLATES,
+    BaseHandler,
+    CorsMixin,
+    NotFoundHandler,
+    StatsHandler,
+    Theme,
+)
 
 RETRY_AFTER_SECONDS = 5
 # A waiter's busy page shows their ticket every RETRY_AFTER_SECONDS; one that stopped asking
@@ -44,76 +56,10 @@ KEEP_COOKIE_DAYS = 30
 # What the visitor chose on the "welcome back" page, for their next /spawn (which may wait in line).
 CHOICE_COOKIE = "tmpnb_choice"
 CHOICES = ("continue", "fresh")
-_NO_STORE = "no-store"
-# Inline styles and scripts of our own templates, the logo, nothing from elsewhere.
-_PAGE_POLICY = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-_HEADINGS = {
-    400: "That request did not make sense",
-    401: "This needs a token",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "That does not work here",
-    429: "Too many requests",
-}
 
 
-class BaseHandler(web.RequestHandler):
-    """Themed plain error pages, no caching, CORS headers when configured."""
-
-    @property
-    def pool(self) -> Any:
-        return self.settings["pool"]
-
-    @property
-    def config(self) -> Config:
-        config: Config = self.settings["config"]
-        return config
-
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", _NO_STORE)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Content-Security-Policy", _PAGE_POLICY)
-        self.set_header("Referrer-Policy", "same-origin")
-
-    def get_template_namespace(self) -> dict[str, Any]:
-        namespace = super().get_template_namespace()
-        namespace["theme"] = self.settings.get("theme") or Theme()
-        return namespace
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = (
-            HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else ""
-        )
-        message = "Something went wrong on our side; please try again in a moment."
-        if status_code < 500:
-            error = kwargs.get("exc_info", (None, None))[1]
-            message = getattr(error, "log_message", None) or reason
-        if self.request.path.startswith("/api/"):
-            self.finish({"status": "error", "message": message})
-        else:
-            heading = _HEADINGS.get(status_code) or (
-                "Something went wrong" if status_code >= 500 else reason
-            )
-            self.render(
-                "error.html",
-                status_code=status_code,
-                reason=reason,
-                heading=heading,
-                message=message,
-            )
-
-    def authorized(self, expected: str | None) -> bool:
-        """True when no token is configured, or the request carries it (constant-time compare)."""
-        if not expected:
-            return True
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() not in ("token", "bearer"):
-            return False
-        return hmac.compare_digest(presented.strip().encode(), expected.encode())
+class VisitorHandler(BaseHandler):
+    """A handler of the visitors' app: their address, their resume key and saved work."""
 
     def keep_key(self) -> str | None:
         """The visitor's resume key, when keeping work is on and the cookie holds a well-formed
@@ -146,48 +92,6 @@ class BaseHandler(web.RequestHandler):
         )
 
 
-class Theme:
-    """What the operator put on every page; the templates escape each value."""
-
-    def __init__(
-        self,
-        title: str = "Jupyter notebooks",
-        workshop_name: str | None = None,
-        message: str | None = None,
-        links: list[tuple[str, str]] | None = None,
-        logo: bytes | None = None,
-        logo_type: str | None = None,
-    ) -> None:
-        self.title = title
-        self.workshop_name = workshop_name
-        self.paragraphs = [part.strip() for part in (message or "").split("\n\n") if part.strip()]
-        self.links = links or []
-        self.logo = logo
-        self.logo_type = logo_type
-
-
-class CorsMixin(BaseHandler):
-    """Access-Control-* headers from the allow_origin/credentials/headers/methods options."""
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
-        config = self.config
-        if config.allow_origin:
-            self.set_header("Access-Control-Allow-Origin", config.allow_origin)
-        if config.allow_credentials is not None:
-            self.set_header(
-                "Access-Control-Allow-Credentials", str(config.allow_credentials).lower()
-            )
-        if config.allow_headers:
-            self.set_header("Access-Control-Allow-Headers", config.allow_headers)
-        if config.allow_methods:
-            self.set_header("Access-Control-Allow-Methods", config.allow_methods)
-
-    def options(self, *args: str) -> None:
-        self.set_status(204)
-        self.finish()
-
-
 def _notebook_url(slot: Slot, path: str, query: str, with_token: bool) -> str:
     """The visitor's deep link inside their notebook: the path as it was sent (still
     percent-encoded) and the query byte for byte, but for a `token` the visitor cannot choose."""
@@ -209,7 +113,7 @@ def _raw_rest(request_path: str, skip: int) -> str:
     return parts[skip + 1] if len(parts) > skip + 1 else ""
 
 
-class LoadingHandler(BaseHandler):
+class LoadingHandler(VisitorHandler):
     """`/`: a page whose script asks for a notebook, so a crawler's GET takes none."""
 
     def get(self) -> None:
@@ -223,7 +127,7 @@ class LoadingHandler(BaseHandler):
         )
 
 
-class LogoHandler(BaseHandler):
+class LogoHandler(VisitorHandler):
     """`/logo`: the operator's logo, read once at start; a script in an SVG cannot run."""
 
     def get(self) -> None:
@@ -246,7 +150,7 @@ def _join_queries(*queries: str) -> str:
     return "&".join(query for query in queries if query)
 
 
-class SpawnHandler(BaseHandler):
+class SpawnHandler(VisitorHandler):
     """`/spawn/<path>?<query>`: 302 into a ready notebook at that path, with that query.
 
     When every notebook is taken, or the ready ones are owed to visitors already waiting, the
@@ -393,7 +297,7 @@ def _size(count: int) -> str:
     return ""  # pragma: no cover
 
 
-class SavedHandler(BaseHandler):
+class SavedHandler(VisitorHandler):
     """`/saved/...`: the visitor's saved work, found by the resume key in their cookie.
 
     `GET /saved/status`: {"saved": bool, ...} for the gone page's script; `GET /saved/download`:
@@ -413,11 +317,12 @@ class SavedHandler(BaseHandler):
             return
         if action != "download":
             raise web.HTTPError(404, "There is nothing at this address; check the link.")
-        if saved is None or key is None:
+        store = self.pool.saved  # not None when something was found in it
+        if saved is None or key is None or store is None:
             raise web.HTTPError(404, "Nothing is saved for this browser (or its time is up).")
         with tempfile.TemporaryFile() as archive:  # up to keep_max_mb: never all in memory
             try:
-                await asyncio.to_thread(self.pool.saved.download, keep.key_digest(key), archive)
+                await asyncio.to_thread(store.download, keep.key_digest(key), archive)
             except (keep.KeepError, OSError):  # removed meanwhile (its time was up)
                 raise web.HTTPError(
                     404, "Nothing is saved for this browser (or its time is up)."
@@ -450,7 +355,7 @@ class SavedHandler(BaseHandler):
         self.redirect(next_url, status=303)
 
 
-class ApiSpawnHandler(CorsMixin):
+class ApiSpawnHandler(CorsMixin, VisitorHandler):
     """`POST /api/spawn/` (thebe-style clients): {"url": ...} or 429 {"status": "full"}.
 
     An API client does not wait in line, takes no notebook owed to a visitor who does, and is
@@ -497,22 +402,7 @@ class ApiSpawnHandler(CorsMixin):
         self.finish({"status": kind, "message": message})
 
 
-class StatsHandler(CorsMixin):
-    """`/api/stats`: the pool's counts (Pool.counts), for the front door and tmpnb's clients."""
-
-    def get(self) -> None:
-        counts = self.pool.counts()
-        self.finish(
-            {
-                "available": counts.warm,
-                "capacity": counts.capacity,
-                "version": __version__,
-                "container_image": self.config.image,
-            }
-        )
-
-
-class UserHandler(BaseHandler):
+class UserHandler(VisitorHandler):
     """An unrouted `/user/<id>/...`: its route is being restored, or the notebook is gone."""
 
     def get(self, path_id: str, rest: str | None) -> None:
@@ -550,7 +440,7 @@ class UserHandler(BaseHandler):
     post = put = delete = patch = get
 
 
-class RobotsHandler(BaseHandler):
+class RobotsHandler(VisitorHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain")
         self.finish(
@@ -558,6 +448,46 @@ class RobotsHandler(BaseHandler):
         )
 
 
-class NotFoundHandler(BaseHandler):
-    def prepare(self) -> None:
-        raise web.HTTPError(404, "There is nothing at this address; check the link.")
+def waiting_line(config: Config) -> WaitingLine:
+    """The visitors' line on the busy page: this app serves it, the admin page counts it."""
+    return WaitingLine(config.max_waiting, WAIT_TICKET_SECONDS, config.max_per_address)
+
+
+def make_theme(config: Config) -> Theme:
+    """The operator's title, names, message, links and logo (read once: it was checked at start)."""
+    return Theme(
+        title=config.title,
+        workshop_name=config.workshop_name,
+        message=config.message,
+        links=list(config.page_links),
+        logo=Path(config.logo).read_bytes() if config.logo else None,
+        logo_type=config.logo_type,
+    )
+
+
+def make_public_app(
+    config: Config, pool: Pool, metrics: Metrics, line: WaitingLine | None = None
+) -> web.Application:
+    """`line`: the waiting line the admin app counts too (app.serve shares one)."""
+    return web.Application(
+        [
+            (r"/", LoadingHandler),
+            (r"/spawn/?(.*)", SpawnHandler),
+            (r"/api/spawn/?", ApiSpawnHandler),
+            (r"/saved/([a-z]+)", SavedHandler),
+            (r"/api/stats/?", StatsHandler),
+            (r"/user/([^/]+)(?:/(.*))?", UserHandler),
+            (r"/robots\.txt", RobotsHandler),
+            (r"/logo", LogoHandler),
+        ],
+        default_handler_class=NotFoundHandler,
+        template_path=TEMPLATES,
+        pool=pool,
+        config=config,
+        metrics=metrics,
+        api_token=config.api_token,
+        theme=make_theme(config),
+        waiting_line=line if line is not None else waiting_line(config),
+        # No forms; the one cookie is a place in line, which a forged request cannot use.
+        xsrf_cookies=False,
+    )
