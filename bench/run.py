@@ -50,7 +50,7 @@ NOTEBOOK_IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
 CHP = "/usr/bin/configurable-http-proxy"
 WARM_LEVELS = {1: 20, 10: 5, 50: 2}  # visitors at once -> rounds
 # After each round: the orchestrator writes the visitors' CPU weights once hand-outs pause
-# (pool.WEIGHTS_QUIET_SECONDS, 0.5 s), and that work belongs to the round's cost.
+# (weights.WEIGHTS_QUIET_SECONDS, 0.5 s), and that work belongs to the round's cost.
 WEIGHTS_SETTLED_SECONDS = 1.5
 
 

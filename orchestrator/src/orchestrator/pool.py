@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import math
 import secrets
-import socket
 import string
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -33,7 +30,7 @@ from typing import Any
 from orchestrator import backoff, keep, schedule
 from orchestrator.bookings import Bookings
 from orchestrator.config import Config
-from orchestrator.container_spec import container_spec, visitor_cpu_shares
+from orchestrator.container_spec import container_spec
 from orchestrator.decisions import (
     Adoption,
     in_use_by,
@@ -44,12 +41,11 @@ from orchestrator.decisions import (
     select_surplus,
     spawn_count,
     usage_of,
-    weights_due_in,
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
 from orchestrator.events import log_event
 from orchestrator.lifecycle import HOLDS_A_CONTAINER, Slots, Step
-from orchestrator.metrics import Metrics, counter_total
+from orchestrator.metrics import Metrics
 from orchestrator.model import (
     ROUTE_CONTAINER,
     ROUTE_HANDED_OUT,
@@ -61,8 +57,10 @@ from orchestrator.model import (
     Slot,
     SlotState,
 )
+from orchestrator.ports import HostPorts
 from orchestrator.probes import NotebookProbe, Seen
 from orchestrator.proxy import ProxyClient, ProxyError
+from orchestrator.saving import WorkSaver
 from orchestrator.snapshot import (
     BookingPlan,
     PoolCounts,
@@ -73,6 +71,7 @@ from orchestrator.snapshot import (
     short_image_id,
 )
 from orchestrator.timeutil import isoformat, utcnow
+from orchestrator.weights import VisitorWeights
 
 _PATH_ALPHABET = string.ascii_lowercase + string.digits
 # The same proxy and Docker failures every background step handles; anything else is a bug,
@@ -80,20 +79,7 @@ _PATH_ALPHABET = string.ascii_lowercase + string.digits
 _EXPECTED = (DockerError, ProxyError)
 
 
-# What a home's listing may take (the listing of keep.MAX_ENTRIES files, with long names).
-LISTING_LIMIT = 8 * 1024**2
-# A file changed within this many seconds before the hand-out counts as the visitor's (the
-# container's clock and ours are the same host's; this covers rounding).
-CLOCK_SLACK_SECONDS = 2
-# What a clean shutdown of the node may spend saving the work of the notebooks in use: with the
-# requests' drain (app.DRAIN_SECONDS), within the unit's TimeoutStopSec (30 s). A room of 50 takes
-# a few seconds (two short execs and a write each, four at a time).
-KEEP_ALL_SECONDS = 15
 SWEEP_PERIOD = 60  # seconds between looks for saved work whose time is up
-# A visitor's CPU weight is written once hand-outs have paused this long, and at the latest this
-# long after the hand-out (decisions.weights_due_in): a room's burst pays no Docker update.
-WEIGHTS_QUIET_SECONDS = 0.5
-WEIGHTS_LATEST_SECONDS = 5.0
 
 
 class NotReady(Exception):
@@ -138,13 +124,11 @@ class Pool:
         # Path ids of spawns that failed before the container's id was known: if Docker made the
         # container after all (a lost answer), this process knows nobody ever had it.
         self._abandoned: set[str] = set()
-        self._port_lock = asyncio.Lock()
-        self._keep_locks = keep.KeyedLocks()
-        # Notebooks handed out whose visitor's CPU weight is still to be written, in order, and
-        # when the first and the latest of them were added (see _write_weights).
-        self._weights_due: dict[str, None] = {}
-        self._weights_first = self._weights_last = 0.0
-        self._weights_task: asyncio.Task[None] | None = None
+        self._ports = HostPorts(config, docker, self.pool_name)
+        self._weights = VisitorWeights(
+            config, docker, self.slots, monotonic=monotonic, sleep=sleep,
+            guarded=self._guarded, background=self._background,
+        )  # fmt: skip
         # Where the proxy's marker route points: this service, which answers it with a 404.
         own_ip = "127.0.0.1" if config.ip in ("", "0.0.0.0", "::") else config.ip  # noqa: S104
         self._own_url = f"http://{own_ip}:{config.port}"
@@ -157,6 +141,10 @@ class Pool:
             self.saved = keep.SavedWork(
                 Path(config.state_dir) / "saved", config.keep_max_bytes, config.keep_seconds
             )
+        self._saver = WorkSaver(
+            config, docker, metrics, self.saved, pool_name=self.pool_name, monotonic=monotonic,
+            error=self._error,
+        )  # fmt: skip
         self._capacity = config.pool_size
         self.metrics.capacity.set(self._capacity)
 
@@ -346,7 +334,7 @@ class Pool:
             self._update_gauges()
             self.metrics.handed_out.inc()
             log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))
-            self._give_visitor_weight(slot)  # after the redirect, and after the room's burst
+            self._weights.give(slot)  # after the redirect, and after the room's burst
             return slot
         self.metrics.full.inc()
         return None
@@ -401,7 +389,7 @@ class Pool:
         reason = "drained"
         try:
             if create:
-                port = await self._reserve_port(slot)
+                port = await self._ports.reserve(slot, self.slots)
                 spec = container_spec(self.config, self.pool_name, slot, port, self.notebook_user)
                 record = await self.docker.create_and_start(spec)
                 slot.container_id, slot.target = record.id, record.target
@@ -449,24 +437,6 @@ class Pool:
                 raise NotReady(f"no answer through the proxy within {self.config.ready_timeout:g}s")
             await self._sleep(delay)
 
-    async def _reserve_port(self, slot: Slot) -> int:
-        """container_port, or on the host network the first port that is free on container_ip.
-
-        Free means: no container of this pool holds it (by label) and it can be bound now.
-        """
-        if not self.config.host_network:
-            return self.config.container_port
-        async with self._port_lock:
-            used = {s.target.rsplit(":", 1)[1] for s in self.slots.values() if s.target}
-            for record in await self.docker.list_pool(self.pool_name):
-                if record.target:
-                    used.add(record.target.rsplit(":", 1)[1])
-            for port in range(self.config.container_port, 65536):
-                if str(port) not in used and _can_bind(self.config.container_ip, port):
-                    slot.target = f"http://{self.config.container_ip}:{port}"
-                    return port
-        raise DockerError(f"no free port on {self.config.container_ip}")
-
     # ----- removing containers -----
 
     def _begin_removal(self, slot: Slot, reason: str) -> asyncio.Task[None] | None:
@@ -501,7 +471,7 @@ class Pool:
         if not slot.container_id:
             self._abandoned.add(slot.path_id)
         if reason == "culled":
-            await self._keep_work(slot)
+            await self._saver.keep_work(slot)
         if slot.container_id:
             delays = backoff.delays(first=0.5, cap=30.0)
             while True:
@@ -524,118 +494,23 @@ class Pool:
         self._update_gauges()
         self._wake_refill.set()
 
-    # ----- visitors' work (keep.py) -----
-
-    async def _keep_work(self, slot: Slot) -> None:
-        """Save what the visitor made in their home, before their culled notebook goes. Any
-        failure is logged and counted, and the removal goes on: a notebook is never kept alive
-        by a save that cannot be done."""
-        store = self.saved
-        if store is None or not slot.keep or not slot.container_id or slot.handed_out_at is None:
-            return
-        container_id = slot.container_id
-        started = self.monotonic()
-        since = slot.handed_out_at.timestamp() - CLOCK_SLACK_SECONDS
-        # One save per key at a time: a visitor's two notebooks culled together merge, in turn,
-        # into the same saved work (else the second save would not see the first's files).
-        try:
-            async with self._keep_locks.hold(slot.keep):
-                saved = await self._save_work(store, slot.keep, slot.path_id, container_id, since)
-        except (DockerError, keep.KeepError, OSError) as error:
-            self._error("keep", error, path=slot.path_id)
-            return
-        if saved is None:
-            return  # the visitor made nothing: nothing to offer them
-        self.metrics.kept.inc()
-        log_event(
-            "kept", pool=self.pool_name, path=slot.path_id, files=len(saved.files),
-            bytes=saved.bytes, skipped=len(saved.skipped),
-            seconds=f"{self.monotonic() - started:.2f}",
-        )  # fmt: skip
-
-    async def _save_work(
-        self, store: keep.SavedWork, digest: str, path_id: str, container_id: str, since: float
-    ) -> keep.Saved | None:
-        """List the home, choose (keep.plan_keep), fetch those files, store them; None when
-        there is nothing to keep (no file of the visitor's, and nothing kept before)."""
-        home = self.config.home_dir
-        listing = io.BytesIO()
-        await self.docker.exec_output(
-            container_id, keep.listing_command(home), listing, LISTING_LIMIT
-        )
-        before = await asyncio.to_thread(store.lookup, digest)
-        plan = keep.plan_keep(
-            keep.parse_listing(listing.getvalue()), since, store.cap_bytes,
-            before.files if before else {},
-        )  # fmt: skip
-        if not plan.take and before is None:
-            return None
-        if not plan.take:
-            return await asyncio.to_thread(store.save, digest, path_id, plan, None)
-        names = [entry.name for entry in plan.take]
-        with tempfile.TemporaryFile() as archive:  # up to keep_max_mb: not held in memory
-            await self.docker.exec_output(
-                container_id, keep.archive_command(home, names), archive,
-                keep.archive_limit(plan), check=False,
-            )  # fmt: skip
-            archive.seek(0)
-            return await asyncio.to_thread(store.save, digest, path_id, plan, archive)
+    # ----- visitors' work (saving.py) -----
 
     async def keep_all(self) -> int:
         """Save the work of every notebook in use, and leave the notebooks as they are: the node
         is shutting down, and its containers will not come back (app.py calls this after stop(),
         so nothing else acts on a slot meanwhile). Returns how many were saved in time."""
         in_use = [s for s in self.slots.values() if s.state is SlotState.IN_USE and s.keep]
-        before = counter_total(self.metrics.kept)
-        limit = asyncio.Semaphore(4)
-
-        async def save(slot: Slot) -> None:
-            async with limit:
-                await self._keep_work(slot)
-
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(save(slot) for slot in in_use)), KEEP_ALL_SECONDS
-            )
-        saved = round(counter_total(self.metrics.kept) - before)
-        log_event("kept-at-shutdown", pool=self.pool_name, in_use=len(in_use), saved=saved)
-        return saved
+        return await self._saver.keep_all(in_use)
 
     async def restore_work(self, slot: Slot, key_digest: str) -> bool:
         """Unpack the visitor's saved work into the notebook just handed to them (before their
-        redirect). False, logged, when it could not be done: they still get the notebook, and the
-        work stays saved (to download, or to try again)."""
-        store = self.saved
-        if store is None or not slot.container_id:
-            return False
-        try:
-            with tempfile.TemporaryFile() as archive:
-                await asyncio.to_thread(store.restore_archive, key_digest, archive)
-                size = archive.tell()
-                archive.seek(0)
-                await self.docker.exec_input(
-                    slot.container_id,
-                    ["tar", "-C", self.config.home_dir, "--extract", "--file=-"],
-                    archive,
-                )
-        except (DockerError, keep.KeepError, OSError) as error:
-            self._error("restore", error, path=slot.path_id)
-            return False
-        self.metrics.resumed.inc()
-        log_event("resumed", pool=self.pool_name, path=slot.path_id, bytes=size)
-        return True
+        redirect); False when it could not be done (WorkSaver.restore_work)."""
+        return await self._saver.restore_work(slot, key_digest)
 
     async def sweep_saved(self) -> None:
         """Remove saved work whose time is up, and publish what is kept."""
-        if self.saved is None:
-            return
-        removed = await asyncio.to_thread(self.saved.sweep, None, self._keep_locks.busy())
-        if removed:
-            log_event("saved-expired", pool=self.pool_name, count=removed)
-        count, size, oldest = await asyncio.to_thread(self.saved.stats)
-        self.metrics.saved.set(count)
-        self.metrics.saved_bytes.set(size)
-        self.metrics.saved_oldest.set(oldest or 0)
+        await self._saver.sweep()
 
     # ----- healing -----
 
@@ -771,46 +646,9 @@ class Pool:
         )
         if in_use:
             await self.proxy.add_route(slot.path_id, slot.target or "", self._route_data(slot))
-            self._give_visitor_weight(slot)
+            self._weights.give(slot)
         else:
             self._background(self._boot(slot, create=False))
-
-    def _give_visitor_weight(self, slot: Slot) -> None:
-        """A notebook handed out gets a visitor's CPU weight (the pool's is an eighth of it), once
-        the burst it came in has passed (decisions.weights_due_in)."""
-        now = self.monotonic()
-        if not self._weights_due:
-            self._weights_first = now
-        self._weights_due[slot.path_id] = None
-        self._weights_last = now
-        if self._weights_task is None or self._weights_task.done():
-            self._weights_task = self._background(self._write_weights())
-
-    async def _write_weights(self) -> None:
-        """Write the weights due, one Docker call at a time (spawns and removals keep the rest
-        of max_dock_workers). If Docker refuses, the visitor keeps a working notebook with less
-        priority: logged, counted."""
-        while self._weights_due:
-            wait = weights_due_in(
-                self.monotonic(),
-                self._weights_first,
-                self._weights_last,
-                WEIGHTS_QUIET_SECONDS,
-                WEIGHTS_LATEST_SECONDS,
-            )
-            if wait > 0:
-                await self._sleep(wait)
-                continue
-            due, self._weights_due = list(self._weights_due), {}
-            for path_id in due:
-                slot = self.slots.get(path_id)
-                if slot is not None and slot.container_id and slot.state is SlotState.IN_USE:
-                    await self._guarded(
-                        "cpu_shares",
-                        self.docker.set_cpu_shares,
-                        slot.container_id,
-                        visitor_cpu_shares(self.config),
-                    )
 
     # ----- culling -----
 
@@ -940,12 +778,3 @@ class Pool:
 
 def _short(slot: Slot) -> str | None:
     return slot.container_id[:12] if slot.container_id else None
-
-
-def _can_bind(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((ip, port))
-        except OSError:
-            return False
-    return True

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from orchestrator import keep, schedule
 from orchestrator.model import ROUTE_HANDED_OUT, ROUTE_POOLED, ROUTE_STATE, SlotState
-from orchestrator.pool import WEIGHTS_LATEST_SECONDS, WEIGHTS_QUIET_SECONDS, HandOutFailed, Pool
+from orchestrator.pool import HandOutFailed, Pool
+from orchestrator.weights import WEIGHTS_LATEST_SECONDS, WEIGHTS_QUIET_SECONDS
 
 
 def check_safety(pool: Pool, world: World) -> None:
