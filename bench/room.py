@@ -188,11 +188,22 @@ def bench_mode(
             if "fill" not in results:
                 results["fill"] = fill_costs(before, orchestrator, filled, pool_size)
                 print(f"{mode} fill: " + json.dumps(results["fill"]), flush=True)
+            parts = {
+                "proxy": orchestrator.proxy.process.pid,
+                "orchestrator": orchestrator.process.pid,
+            }
+            containers = pool_containers(pool_name)
+            before = CpuSnapshot.take(parts, containers)
             samples = asyncio.run(room(orchestrator.proxy.url, visitors))
+            cpu = CpuSnapshot.take(parts, containers).minus(before)
             results[str(visitors)] = {
                 "p50_s": percentile(samples, 0.50),
                 "p95_s": percentile(samples, 0.95),
                 "max_s": max(samples),
+                # What the room cost, per visitor, from the click to the last `20`.
+                "cpu_ms_per_visitor": {
+                    part: seconds * 1000 / visitors for part, seconds in cpu.items()
+                },
             }
             print(f"{mode} room of {visitors}: " + json.dumps(results[str(visitors)]), flush=True)
             orchestrator.drain_in_use()
@@ -249,6 +260,19 @@ def main() -> int:
         cells = [
             " / ".join(
                 f"{results[mode][str(visitors)][key]:.2f}" for key in ("p50_s", "p95_s", "max_s")
+            )
+            for mode in MODES
+        ]
+        print(f"| {visitors} | {cells[0]} | {cells[1]} |")
+    print()
+    print("CPU per visitor of each room, ms: notebooks / proxy / orchestrator / engine / client")
+    print("| visitors at once | warm kernels | without |")
+    print("| ---: | --- | --- |")
+    for visitors in rooms:
+        cells = [
+            " / ".join(
+                f"{results[mode][str(visitors)]['cpu_ms_per_visitor'][part]:.0f}"
+                for part in ("notebooks", "proxy", "orchestrator", "engine", "benchmark")
             )
             for mode in MODES
         ]
