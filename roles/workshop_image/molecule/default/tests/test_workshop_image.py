@@ -178,7 +178,8 @@ def test_the_language_server_bridge_is_installed_but_not_started(host, notebook_
     assert host.check_output("python3 -c %s %s", get_status, url + "api/status") == "200"
     assert host.check_output("python3 -c %s %s", get_status, url + "lsp/status") == "404"
     listing = _run_in_image(host, "sh", "-c", "jupyter server extension list 2>&1")
-    assert "jupyter_lsp 2." in listing, listing  # still installed: JupyterLab requires it
+    # Still installed (JupyterLab requires it), and listed as turned off.
+    assert re.search(r"jupyter_lsp\s+(\x1b\[\d+m)?disabled", listing), listing
 
 
 def test_server_stops_promptly(host, notebook_server):
