@@ -37,7 +37,9 @@ def process_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICK
 
 
-def engine_seconds() -> float:
+def named_seconds(prefixes: tuple[str, ...]) -> float:
+    """CPU of every process whose name starts with one of `prefixes` (and of its waited-for
+    children)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -46,7 +48,7 @@ def engine_seconds() -> float:
             name = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if name.startswith(ENGINE):
+        if name.startswith(prefixes):
             total += process_seconds(int(entry.name))
     return total
 
@@ -103,12 +105,18 @@ class CpuSnapshot:
 
     @classmethod
     def take(
-        cls, pids: dict[str, int] | None = None, containers: list[str] | None = None
+        cls,
+        pids: dict[str, int] | None = None,
+        containers: list[str] | None = None,
+        named: dict[str, tuple[str, ...]] | None = None,
     ) -> CpuSnapshot:
+        """`pids`: parts that are one process; `named`: parts that are every process whose name
+        starts with one of the prefixes (e.g. {"browsers": ("chrom",)})."""
         parts = {name: process_seconds(pid) for name, pid in (pids or {}).items()}
+        parts |= {name: named_seconds(prefixes) for name, prefixes in (named or {}).items()}
         own = os.times()
         parts["benchmark"] = own.user + own.system
-        parts["engine"] = engine_seconds()
+        parts["engine"] = named_seconds(ENGINE)
         notebooks = 0.0
         for container_id in containers or []:
             with contextlib.suppress(FileNotFoundError):  # gone meanwhile: counts nothing

@@ -29,11 +29,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 from cpu import CpuSnapshot, container_memory, memtotal_bytes
 from run import NOTEBOOK_IMAGE, Orchestrator, machine, percentile, remove_pool
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from tornado.httpclient import AsyncHTTPClient
 from visitor import Browser, _expect, five_times_four_in
@@ -49,6 +52,7 @@ from notebook_page import (  # the browser suite's steps, shared
 
 NOTEBOOK = "workshop/python.ipynb"
 RERUN_SECONDS = 3
+WAIT_SECONDS = 120  # for each step of a browser visit
 # Jupyter's own kernel manager, instead of the image's: the "cold" mode.
 COLD_COMMAND = (
     "start-notebook --base-path={base_path} --port={port} --ip={ip} "
@@ -107,29 +111,69 @@ async def room(proxy_url: str, visitors: int) -> list[float]:
         http.close()
 
 
-def browser_room(proxy_url: str, visitors: int, shim: Path) -> list[tuple[float, int]]:
+@dataclass
+class BrowserVisit:
+    seconds: float | None = None  # navigation -> `20` on screen; None: never within WAIT_SECONDS
+    presses: int = 0
+    asked: list[str] = field(default_factory=list)  # the dialogs the page showed on the way
+    stuck_at: str = ""
+
+
+def browser_room(
+    orchestrator: Orchestrator, visitors: int, shim: Path
+) -> tuple[list[BrowserVisit], dict[str, float]]:
     """`visitors` headless Chromiums, open before the click, follow the deep link at the same
     moment; each types `5*4` into the first cell and runs it. Per visitor: seconds from the
-    navigation to `20` on screen, and how many times Shift+Enter was pressed (a visitor who sees
-    no result presses again after RERUN_SECONDS; Notebook 7 on a busy machine sometimes drops the
-    first execution while its kernel connection settles)."""
-    browsers = [start_chromium(shim, page_timeout=300) for _ in range(visitors)]
+    navigation to `20` on screen, how many times Shift+Enter was pressed (a visitor who sees no
+    result presses again after RERUN_SECONDS; Notebook 7 on a busy machine sometimes drops the
+    first execution while its kernel connection settles), and any dialog the page showed (which
+    the visitor answers with its default button, as a person would). Also the room's CPU by
+    part: the browsers share the machine's cores with the notebooks here, which a real room's
+    laptops do not."""
+    proxy_url = orchestrator.proxy.url
+    browsers = [start_chromium(shim, page_timeout=WAIT_SECONDS) for _ in range(visitors)]
     together = threading.Barrier(visitors)
 
-    def click_and_see(browser) -> tuple[float, int]:
+    def click_and_see(browser) -> BrowserVisit:
+        visit = BrowserVisit()
+
+        def noting_dialogs(condition):
+            def check(browser) -> bool:
+                for dialog in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+                    text = " ".join(dialog.text.split())[:120]
+                    if text and text not in visit.asked:
+                        visit.asked.append(text)
+                return condition(browser)
+
+            return check
+
         together.wait()
         started = time.perf_counter()
         browser.get(f"{proxy_url}/spawn/notebooks/{NOTEBOOK}")
         # As a person does: type once the notebook shows its kernel idle (typing earlier goes into
         # a cell about to be replaced), then Shift+Enter.
         output = OutputOfFirstCell("20", rerun_seconds=RERUN_SECONDS)
-        for condition in (kernel_idle, TypedIntoFirstCell("5*4"), output):
-            WebDriverWait(browser, 300, poll_frequency=0.1).until(condition)
-        return time.perf_counter() - started, output.presses
+        steps = {"the kernel idle": kernel_idle, "typing": TypedIntoFirstCell("5*4"), "20": output}
+        for what, condition in steps.items():
+            try:
+                WebDriverWait(browser, WAIT_SECONDS, poll_frequency=0.1).until(
+                    noting_dialogs(condition)
+                )
+            except TimeoutException:
+                visit.stuck_at, visit.presses = what, output.presses
+                return visit
+        visit.seconds, visit.presses = time.perf_counter() - started, output.presses
+        return visit
 
+    parts = {"proxy": orchestrator.proxy.process.pid, "orchestrator": orchestrator.process.pid}
+    containers = pool_containers(orchestrator.pool_name)
+    browsers_named = {"browsers": ("chrom",)}  # chromium, its renderers and chromedriver
     try:
+        before = CpuSnapshot.take(parts, containers, browsers_named)
         with ThreadPoolExecutor(visitors) as threads:
-            return list(threads.map(click_and_see, browsers))
+            visits = list(threads.map(click_and_see, browsers))
+        cpu = CpuSnapshot.take(parts, containers, browsers_named).minus(before)
+        return visits, {part: seconds * 1000 / visitors for part, seconds in cpu.items()}
     finally:
         for browser in browsers:
             browser.quit()
@@ -209,13 +253,17 @@ def bench_mode(
             orchestrator.drain_in_use()
         for visitors in browser_rooms:
             orchestrator.wait_available(pool_size, 60 + pool_size * 10)
-            seen = browser_room(orchestrator.proxy.url, visitors, shim)
-            samples = [seconds for seconds, _ in seen]
+            seen, cpu = browser_room(orchestrator, visitors, shim)
+            samples = [visit.seconds for visit in seen if visit.seconds is not None]
             results[f"browser {visitors}"] = {
-                "p50_s": percentile(samples, 0.50),
-                "p95_s": percentile(samples, 0.95),
-                "max_s": max(samples),
-                "pressed_again": sum(1 for _, presses in seen if presses > 1),
+                "p50_s": percentile(samples, 0.50) if samples else None,
+                "p95_s": percentile(samples, 0.95) if samples else None,
+                "max_s": max(samples, default=None),
+                "reached_20": len(samples),
+                "pressed_again": sum(1 for visit in seen if visit.presses > 1),
+                "asked": sorted({text for visit in seen for text in visit.asked}),
+                "stuck_at": [visit.stuck_at for visit in seen if visit.stuck_at],
+                "cpu_ms_per_visitor": cpu,
             }
             print(
                 f"{mode} browser room of {visitors}: " + json.dumps(results[f"browser {visitors}"]),
@@ -226,6 +274,26 @@ def bench_mode(
     finally:
         orchestrator.stop()
         remove_pool(pool_name)
+
+
+def _browser_cell(figures: dict, visitors: int) -> str:
+    times = (
+        " / ".join(f"{figures[key]:.2f}" for key in ("p50_s", "p95_s", "max_s"))
+        if figures["reached_20"]
+        else "-"
+    )
+    notes = [f"{figures['pressed_again']} pressed again"]
+    if figures["reached_20"] < visitors:
+        notes.append(f"only {figures['reached_20']} of {visitors} saw 20")
+    if figures["asked"]:
+        notes.append(f"asked: {'; '.join(figures['asked'])}")
+    cpu = figures["cpu_ms_per_visitor"]
+    notes.append(
+        "CPU per visitor: browser / notebook / proxy "
+        + " / ".join(f"{cpu[part]:.0f}" for part in ("browsers", "notebooks", "proxy"))
+        + " ms"
+    )
+    return f"{times} ({', '.join(notes)})"
 
 
 def main() -> int:
@@ -286,12 +354,7 @@ def main() -> int:
         print("| ---: | --- | --- |")
         for visitors in browser_rooms:
             cells = [
-                " / ".join(
-                    f"{results[mode][f'browser {visitors}'][key]:.2f}"
-                    for key in ("p50_s", "p95_s", "max_s")
-                )
-                + f" ({results[mode][f'browser {visitors}']['pressed_again']} pressed again)"
-                for mode in MODES
+                _browser_cell(results[mode][f"browser {visitors}"], visitors) for mode in MODES
             ]
             print(f"| {visitors} | {cells[0]} | {cells[1]} |")
     print()
