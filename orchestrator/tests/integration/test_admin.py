@@ -117,4 +117,4 @@ def test_without_a_token_the_page_is_for_loopback_only(make_stack):
     remote = requests.get(f"http://{address}:{stack.admin_port}/admin/", timeout=10)
     assert remote.status_code == 403
     assert "tmpnb_admin_auth_token" in remote.text and "<form" not in remote.text
-    assert "admin page to loopback clients only" in stack.log_text()
+    assert "(page and API) answers loopback clients only" in stack.log_text()
