@@ -31,10 +31,19 @@ IMAGE = os.environ.get("TMPNB_TEST_IMAGE", "workshop-notebook:slim")
 CHP = os.environ.get("TMPNB_TEST_CHP", "/usr/bin/configurable-http-proxy")
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port free now, and never one this process was given before: the kernel hands a
+    just-closed ephemeral port out again, and two options given the same port are refused."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 class Proxy:
