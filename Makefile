@@ -74,7 +74,7 @@ bench: host-deps venv images ## Run the benchmarks and print their tables.
 	python bench/run.py
 
 .PHONY: bench-room
-bench-room: host-deps venv images ## A room of 1, 10, 50 clicks one link at once: click -> `5*4`, warm kernels on/off (~15 min).
+bench-room: host-deps venv images ## A room of 1, 10, 50 (and 1, 10 in headless Chromium) clicks one link: click -> `5*4`, warm kernels on/off (~15 min).
 	python bench/room.py
 
 .PHONY: bench-peer
