@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("tmpnb")
@@ -20,6 +21,15 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
         f"{key}={_format(value)}" for key, value in fields.items() if value is not None
     ]
     log.log(level, " ".join(parts))
+
+
+def event_logger(**context: Any) -> Callable[..., None]:
+    """`log_event` with `context` in every line (e.g. pool=<name>), said once by its owner."""
+
+    def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+        log_event(event, level, **context, **fields)
+
+    return log
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -43,7 +43,7 @@ from orchestrator.decisions import (
     usage_of,
 )
 from orchestrator.docker_backend import DockerBackend, DockerError
-from orchestrator.events import log_event
+from orchestrator.events import event_logger
 from orchestrator.lifecycle import HOLDS_A_CONTAINER, Slots, Step
 from orchestrator.metrics import Metrics
 from orchestrator.model import (
@@ -106,6 +106,7 @@ class Pool:
     ) -> None:
         self.config = config
         self.pool_name = config.effective_pool_name
+        self._log = event_logger(pool=self.pool_name)  # every event line names the pool
         self.docker = docker
         self.proxy = proxy
         self.metrics = metrics
@@ -164,9 +165,8 @@ class Pool:
             self.boot_rate.seconds_per_notebook,
         )
         if planned != self._capacity:
-            log_event(
+            self._log(
                 "capacity",
-                pool=self.pool_name,
                 capacity=planned,
                 was=self._capacity,
                 seconds_per_notebook=f"{self.boot_rate.seconds_per_notebook:.2f}",
@@ -187,7 +187,7 @@ class Pool:
                 f"{needed / 1024**3:.1f} GiB, more than this server's {memory / 1024**3:.1f} GiB"
             )
         self.bookings.add(item)
-        log_event("booked", pool=self.pool_name, booking=str(item))
+        self._log("booked", booking=str(item))
         self.plan_capacity()
 
     def clear_bookings(self) -> None:
@@ -333,7 +333,7 @@ class Pool:
             slot.last_active_mono = slot.handed_out_mono
             self._update_gauges()
             self.metrics.handed_out.inc()
-            log_event("handed-out", pool=self.pool_name, path=path_id, container=_short(slot))
+            self._log("handed-out", path=path_id, container=_short(slot))
             self._weights.give(slot)  # after the redirect, and after the room's burst
             return slot
         self.metrics.full.inc()
@@ -395,7 +395,7 @@ class Pool:
                 slot.container_id, slot.target = record.id, record.target
                 slot.image_id = record.image_id
                 self.metrics.spawned.inc()
-                log_event("spawned", pool=self.pool_name, path=slot.path_id, container=_short(slot))
+                self._log("spawned", path=slot.path_id, container=_short(slot))
                 if not record.target:
                     raise DockerError(f"container {record.id[:12]} has no address on its network")
             if slot.state is SlotState.STARTING:
@@ -408,7 +408,7 @@ class Pool:
                 if create:
                     self.metrics.spawn_seconds.observe(self.monotonic() - started)
                     self.boot_rate.observe(self.monotonic() - started, in_flight)
-                log_event("ready", pool=self.pool_name, path=slot.path_id, container=_short(slot))
+                self._log("ready", path=slot.path_id, container=_short(slot))
                 return
         except asyncio.CancelledError:
             raise  # stopping: the container stays, and the next start adopts it
@@ -488,9 +488,7 @@ class Pool:
         self.slots.step(slot, Step.REMOVED)
         self.slots.drop(slot)
         self.metrics.removed.labels(reason).inc()
-        log_event(
-            "removed", pool=self.pool_name, path=slot.path_id, container=_short(slot), reason=reason
-        )
+        self._log("removed", path=slot.path_id, container=_short(slot), reason=reason)
         self._update_gauges()
         self._wake_refill.set()
 
@@ -524,7 +522,7 @@ class Pool:
         current = await self._guarded("image", self.docker.image_id, self.config.image)
         if isinstance(current, str) and current != self.image_id:
             if self.image_id:
-                log_event("new-image", pool=self.pool_name, image=self.config.image, id=current)
+                self._log("new-image", image=self.config.image, id=current)
             self.image_id = current
         containers = await self.docker.list_pool(self.pool_name)
         routes, routes_kept = await self.proxy.listing()
@@ -548,7 +546,7 @@ class Pool:
         for path_id in plan.delete_routes:
             if path_id not in self.slots:  # a slot may have appeared since the listing
                 if await self._guarded("reconcile_route", self.proxy.delete_route, path_id):
-                    log_event("route-deleted", pool=self.pool_name, path=path_id)
+                    self._log("route-deleted", path=path_id)
                 else:
                     failed = True
         for path_id in plan.add_routes:
@@ -562,9 +560,7 @@ class Pool:
                     self._route_data(slot),
                 ):
                     self.metrics.routes_restored.inc()
-                    log_event(
-                        "route-restored", pool=self.pool_name, path=path_id, target=slot.target
-                    )
+                    self._log("route-restored", path=path_id, target=slot.target)
                 else:
                     failed = True
         for adoption in plan.adopt:
@@ -600,8 +596,8 @@ class Pool:
             await self.proxy.delete_route(path_id)
         reason = "surplus" if status == "surplus" else "dead"
         self.metrics.removed.labels(reason).inc()
-        log_event(
-            "removed", pool=self.pool_name, path=path_id, container=container_id[:12],
+        self._log(
+            "removed", path=path_id, container=container_id[:12],
             reason=reason, status=status,
         )  # fmt: skip
 
@@ -637,9 +633,8 @@ class Pool:
             slot.last_active_mono = slot.handed_out_mono
         self.slots.add(slot)
         self.metrics.adopted.inc()
-        log_event(
+        self._log(
             "adopted",
-            pool=self.pool_name,
             path=slot.path_id,
             container=_short(slot),
             state=slot.state.value,
@@ -687,8 +682,8 @@ class Pool:
             slot = self.slots.get(path_id)
             if slot is not None and slot.state is SlotState.IN_USE:
                 self.metrics.culled.labels(reason).inc()
-                log_event(
-                    "culled", pool=self.pool_name, path=path_id, container=_short(slot),
+                self._log(
+                    "culled", path=path_id, container=_short(slot),
                     reason=reason,
                 )  # fmt: skip
                 self._begin_removal(slot, "culled")
@@ -761,7 +756,7 @@ class Pool:
 
     def _error(self, kind: str, error: Exception, **fields: Any) -> None:
         self.metrics.errors.labels(kind).inc()
-        log_event("error", logging.WARNING, pool=self.pool_name, kind=kind, error=error, **fields)
+        self._log("error", logging.WARNING, kind=kind, error=error, **fields)
 
     def _bug(self, where: str, **fields: Any) -> None:
         """An exception nothing expected: kind=bug in the log (with its traceback) and metrics."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from orchestrator import keep
 from orchestrator.config import Config
 from orchestrator.docker_backend import DockerBackend, DockerError
-from orchestrator.events import log_event
+from orchestrator.events import event_logger
 from orchestrator.metrics import Metrics, counter_total
 from orchestrator.model import Slot
 
@@ -58,6 +58,7 @@ class WorkSaver:
         self.metrics = metrics
         self.store = store
         self.pool_name = pool_name
+        self._log = event_logger(pool=self.pool_name)  # every event line names the pool
         self.monotonic = monotonic
         self._error = error
         self._locks = keep.KeyedLocks()
@@ -83,8 +84,8 @@ class WorkSaver:
         if saved is None:
             return  # the visitor made nothing: nothing to offer them
         self.metrics.kept.inc()
-        log_event(
-            "kept", pool=self.pool_name, path=slot.path_id, files=len(saved.files),
+        self._log(
+            "kept", path=slot.path_id, files=len(saved.files),
             bytes=saved.bytes, skipped=len(saved.skipped),
             seconds=f"{self.monotonic() - started:.2f}",
         )  # fmt: skip
@@ -133,7 +134,7 @@ class WorkSaver:
                 asyncio.gather(*(save(slot) for slot in in_use)), KEEP_ALL_SECONDS
             )
         saved = round(counter_total(self.metrics.kept) - before)
-        log_event("kept-at-shutdown", pool=self.pool_name, in_use=len(in_use), saved=saved)
+        self._log("kept-at-shutdown", in_use=len(in_use), saved=saved)
         return saved
 
     async def restore_work(self, slot: Slot, key_digest: str) -> bool:
@@ -157,7 +158,7 @@ class WorkSaver:
             self._error("restore", error, path=slot.path_id)
             return False
         self.metrics.resumed.inc()
-        log_event("resumed", pool=self.pool_name, path=slot.path_id, bytes=size)
+        self._log("resumed", path=slot.path_id, bytes=size)
         return True
 
     async def sweep(self) -> None:
@@ -167,7 +168,7 @@ class WorkSaver:
             return
         removed = await asyncio.to_thread(self.store.sweep, None, self._locks.busy())
         if removed:
-            log_event("saved-expired", pool=self.pool_name, count=removed)
+            self._log("saved-expired", count=removed)
         count, size, oldest = await asyncio.to_thread(self.store.stats)
         self.metrics.saved.set(count)
         self.metrics.saved_bytes.set(size)
