@@ -12,22 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra.utils.ansible_runner
+from molecule_hosts import docker_hosts, inspect_image
 
 IMAGE = "molecule-archlinux-base"
 TEST_LABEL = "tmpnb.test=molecule-archlinux"
 
-# Molecule's docker driver names each container after its inventory host.
-testinfra_hosts = [
-    f"docker://{name}"
-    for name in testinfra.utils.ansible_runner.AnsibleRunner(
-        os.environ["MOLECULE_INVENTORY_FILE"]
-    ).get_hosts("builders")
-]
-
-
-def _inspect(host, ref):
-    return json.loads(host.check_output("docker image inspect %s", ref))[0]
+testinfra_hosts = docker_hosts("builders")
 
 
 def _run_in_image(host, script):
@@ -42,7 +32,7 @@ def _run_in_image(host, script):
 
 @pytest.fixture(scope="module")
 def image(host):
-    return _inspect(host, f"{IMAGE}:latest")
+    return inspect_image(host, f"{IMAGE}:latest")
 
 
 def test_image_is_tagged_latest_and_with_its_build_date(host, image):
@@ -139,6 +129,6 @@ def test_a_failed_build_tags_nothing_and_removes_its_root(host, image):
     )
     assert rc == 2, output
     assert 'failed at "Run the new image once before tagging it", nothing was tagged' in output
-    assert _inspect(host, f"{IMAGE}:latest")["Id"] == image["Id"]
+    assert inspect_image(host, f"{IMAGE}:latest")["Id"] == image["Id"]
     test_no_untagged_import_or_smoke_container_is_left(host)
     test_temporary_root_is_gone_and_nothing_stays_mounted(host)

@@ -5,34 +5,24 @@ ansible-playbook against the scenario's host with a mirror that does not answer.
 """
 
 import datetime
-import json
 import os
 import subprocess
 from pathlib import Path
 
-import testinfra.utils.ansible_runner
+from molecule_hosts import docker_hosts, inspect_image
 
 IMAGE = "molecule-debian-base"
 BROKEN = "molecule-debian-broken"
 
-testinfra_hosts = [
-    f"docker://{name}"
-    for name in testinfra.utils.ansible_runner.AnsibleRunner(
-        os.environ["MOLECULE_INVENTORY_FILE"]
-    ).get_hosts("builders")
-]
-
-
-def _inspect(host, ref):
-    return json.loads(host.check_output("docker image inspect %s", ref))[0]
+testinfra_hosts = docker_hosts("builders")
 
 
 def test_image_is_tagged_with_the_date_and_latest(host):
-    latest = _inspect(host, f"{IMAGE}:latest")
+    latest = inspect_image(host, f"{IMAGE}:latest")
     labels = latest["Config"]["Labels"]
     created = labels["org.opencontainers.image.created"]
     date_tag = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%d")
-    assert _inspect(host, f"{IMAGE}:{date_tag}")["Id"] == latest["Id"]
+    assert inspect_image(host, f"{IMAGE}:{date_tag}")["Id"] == latest["Id"]
     assert labels["org.opencontainers.image.version"] == "bookworm"
     assert len(labels["tmpnb.image.config-digest"]) == 64
     assert latest["Config"]["Cmd"] == ["/bin/bash"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from molecule_hosts import inspect_image
 from nbtest import wait_for
 
 IMAGE = "molecule-workshop-notebook"
@@ -29,10 +30,6 @@ SCENARIO = Path(__file__).resolve().parent.parent
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("builders")
-
-
-def _inspect(host, ref):
-    return json.loads(host.check_output("docker image inspect %s", ref))[0]
 
 
 def _run_in_image(host, *command):
@@ -99,7 +96,7 @@ def notebook_server(host):
 
 
 def test_image_is_named_and_labelled(host):
-    image = _inspect(host, f"{IMAGE}:{FLAVOR}")
+    image = inspect_image(host, f"{IMAGE}:{FLAVOR}")
     labels = image["Config"]["Labels"]
     created = datetime.datetime.strptime(
         labels["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ"
@@ -114,14 +111,14 @@ def test_image_is_named_and_labelled(host):
 
 
 def test_labels_record_the_material_revision(host):
-    labels = _inspect(host, f"{IMAGE}:{FLAVOR}")["Config"]["Labels"]
+    labels = inspect_image(host, f"{IMAGE}:{FLAVOR}")["Config"]["Labels"]
     revision = host.check_output("git -C %s rev-parse main", MATERIAL_REPO)
     assert labels["tmpnb.material.workshop.revision"] == revision
     assert labels["tmpnb.material.workshop.url"] == MATERIAL_REPO
 
 
 def test_image_runs_as_jovyan_under_an_init(host):
-    config = _inspect(host, f"{IMAGE}:{FLAVOR}")["Config"]
+    config = inspect_image(host, f"{IMAGE}:{FLAVOR}")["Config"]
     # Numeric, so the orchestrator can give the in-memory home (its disk_limit) to this uid.
     assert config["User"] == "1000:1000"
     assert _run_in_image(host, "id", "-un") == "jovyan"
@@ -358,7 +355,7 @@ def test_the_warm_kernels_extension_is_enabled(host):
         == "tmpnb_warm_kernels.manager.WarmKernelManager"
     )
     assert config["WarmKernelManager"]["warm_kernel_names"] == ["python3"]
-    labels = _inspect(host, f"{IMAGE}:{FLAVOR}")["Config"]["Labels"]
+    labels = inspect_image(host, f"{IMAGE}:{FLAVOR}")["Config"]["Labels"]
     assert labels["tmpnb.image.warm-kernels"] == "python3"
 
 
