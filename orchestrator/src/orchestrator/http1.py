@@ -108,14 +108,15 @@ class KeptAliveClient:
             connection.writer.write(head + (body or b""))
             await connection.writer.drain()
             status_line = await connection.reader.readline()
-            if not status_line:
-                raise _Stale("the connection was closed before an answer")
-        except OSError as error:  # nothing of the answer came
+        except OSError as error:  # refused or reset before any byte of the answer
             connection.close()
-            raise error if isinstance(error, _Stale) else _Stale(str(error)) from error
+            raise _Stale(str(error) or type(error).__name__) from error
         except BaseException:  # cancelled or timed out: the connection's state is unknown
             connection.close()
             raise
+        if not status_line:
+            connection.close()
+            raise _Stale("the connection was closed before an answer")
         try:
             status, reusable, answer = await _read_answer(connection.reader, status_line, method)
         except (asyncio.IncompleteReadError, ValueError) as error:  # cut short, or not HTTP
