@@ -99,9 +99,33 @@ def test_an_execution_collects_its_own_outputs_until_the_kernel_is_idle():
     assert (execution.error, execution.execution_count) == (None, 1)
 
 
+def test_an_execution_waits_for_its_reply_when_the_idle_status_comes_first():
+    # The reply travels on the shell channel, the status on iopub: their order is not fixed.
+    # Before, the execution ended at the idle status without its execution count (a fresh
+    # machine's Molecule run failed on it).
+    kernel = channels([
+        reply("m", "status", {"execution_state": "busy"}),
+        reply("m", "execute_result", {"data": {"text/plain": "20"}}),
+        reply("m", "status", {"execution_state": "idle"}),
+        reply("m", "execute_reply", {"execution_count": 1}),
+    ])  # fmt: skip
+    execution = kernel.collect("m", 5)
+    assert (execution.result, execution.execution_count) == ("20", 1)
+
+
+def test_kernel_info_is_done_once_answered_and_idle():
+    kernel = channels([
+        reply("i", "kernel_info_reply", {"status": "ok"}),
+        reply("i", "status", {"execution_state": "idle"}),
+        reply("i", "stream", {"text": "never read"}),
+    ])  # fmt: skip
+    assert kernel.collect("i", 5).outputs == []
+
+
 def test_an_error_in_the_kernel_is_reported():
     kernel = channels([
         reply("m", "error", {"ename": "ZeroDivisionError", "evalue": "division by zero"}),
+        reply("m", "execute_reply", {"status": "error", "execution_count": 3}),
         reply("m", "status", {"execution_state": "idle"}),
     ])  # fmt: skip
     execution = kernel.collect("m", 5)

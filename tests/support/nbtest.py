@@ -131,8 +131,11 @@ class KernelChannels:
         return self.send("execute_request", {**content, "allow_stdin": False})
 
     def collect(self, msg_id: str, timeout: float) -> Execution:
-        """Read the kernel's messages until the request `msg_id` is done (the kernel idle)."""
+        """Read the kernel's messages until the request `msg_id` is done: its reply came (the
+        shell channel) and the kernel went idle after it (the iopub channel). The two channels
+        are not ordered against each other, so either may come first."""
         execution = Execution()
+        replied = idle = False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             message = json.loads(self.connection.recv())
@@ -150,9 +153,12 @@ class KernelChannels:
             elif kind == "error":
                 execution.error = f"{content['ename']}: {content['evalue']}"
                 execution.outputs.append(execution.error)
-            elif kind == "execute_reply":
+            elif kind.endswith("_reply"):
                 execution.execution_count = content.get("execution_count")
+                replied = True
             elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+            if replied and idle:
                 return execution
         raise KernelError(f"kernel {self.kernel_id} did not finish within {timeout:g}s")
 
