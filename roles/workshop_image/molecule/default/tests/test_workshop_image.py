@@ -523,3 +523,48 @@ def test_a_git_pull_link_pulls_a_repository(host, notebook_server):
     opened = _open(host, name, "course/python.ipynb", "import os; print(os.getcwd(), os.listdir())")
     assert opened["outputs"].split(" ", 1)[0] == "/home/jovyan/course"
     assert "python.ipynb" in opened["outputs"]
+
+
+EXPORT_FORMATS_DIR = "/opt/notebook/share/jupyter/tmpnb"
+COMPUTE_EXPORT_FORMATS = (
+    "import json, tmpnb_warm_kernels.export_formats as formats; "
+    "print(json.dumps(formats.compute(), sort_keys=True))"
+)
+
+
+def test_the_export_formats_listing_is_the_one_computed_at_build(host, notebook_server):
+    name, _ = notebook_server
+    built = json.loads(_run_in_image(host, "cat", f"{EXPORT_FORMATS_DIR}/export_formats.json"))
+    assert built == json.loads(_run_in_image(host, "python3", "-c", COMPUTE_EXPORT_FORMATS))
+    assert {"html", "markdown", "notebook", "python", "script"} <= set(built), built
+    assert _client(host, name, "get", "api/nbconvert") == built
+
+
+def test_the_export_formats_listing_is_served_from_the_image_s_file(host):
+    # The file replaced by a marker (an in-memory folder over the image's): the server answers the
+    # marker, so it did not compute the listing.
+    marker = json.dumps({"tmpnb-marker": {"output_mimetype": "text/x-marker"}})
+    command = shlex.quote(
+        f"echo {shlex.quote(marker)} > {EXPORT_FORMATS_DIR}/export_formats.json && "
+        f"exec {JUPYTER_SERVER}"
+    )
+    with _server(
+        host,
+        f"molecule-workshop-formats-{os.getpid()}",
+        docker_args=f"--tmpfs {EXPORT_FORMATS_DIR}:uid=1000",
+        command=f"sh -c {command}",
+    ) as (name, _):
+        assert _client(host, name, "get", "api/nbconvert") == json.loads(marker)
+
+
+def test_without_the_file_the_server_computes_the_export_formats_itself(host):
+    with _server(
+        host,
+        f"molecule-workshop-no-formats-{os.getpid()}",
+        docker_args=f"--tmpfs {EXPORT_FORMATS_DIR}",
+        command=JUPYTER_SERVER,
+    ) as (name, _):
+        computed = json.loads(_run_in_image(host, "python3", "-c", COMPUTE_EXPORT_FORMATS))
+        assert _client(host, name, "get", "api/nbconvert") == computed
+        log = host.check_output("docker logs %s 2>&1", name)
+        assert "the export formats are computed per request" in log
