@@ -37,10 +37,10 @@ def process_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICK
 
 
-def named_seconds(prefixes: tuple[str, ...]) -> float:
+def named_processes(prefixes: tuple[str, ...]) -> dict[int, float]:
     """CPU of every process whose name starts with one of `prefixes` (and of its waited-for
-    children)."""
-    total = 0.0
+    children), by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -49,8 +49,8 @@ def named_seconds(prefixes: tuple[str, ...]) -> float:
         except OSError:
             continue
         if name.startswith(prefixes):
-            total += process_seconds(int(entry.name))
-    return total
+            found[int(entry.name)] = process_seconds(int(entry.name))
+    return found
 
 
 def machine_seconds() -> float:
@@ -102,6 +102,9 @@ def container_memory(container_id: str) -> ContainerMemory:
 @dataclass(frozen=True)
 class CpuSnapshot:
     parts: dict[str, float] = field(default_factory=dict)
+    # The parts made of named processes, by pid: a process that ends during the step (a removed
+    # container's shim) takes its CPU with it, which a plain sum would count as negative.
+    processes: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @classmethod
     def take(
@@ -113,20 +116,28 @@ class CpuSnapshot:
         """`pids`: parts that are one process; `named`: parts that are every process whose name
         starts with one of the prefixes (e.g. {"browsers": ("chrom",)})."""
         parts = {name: process_seconds(pid) for name, pid in (pids or {}).items()}
-        parts |= {name: named_seconds(prefixes) for name, prefixes in (named or {}).items()}
+        processes = {name: named_processes(prefixes) for name, prefixes in (named or {}).items()}
+        processes["engine"] = named_processes(ENGINE)
+        parts |= {name: sum(found.values()) for name, found in processes.items()}
         own = os.times()
         parts["benchmark"] = own.user + own.system
-        parts["engine"] = named_seconds(ENGINE)
         notebooks = 0.0
         for container_id in containers or []:
             with contextlib.suppress(FileNotFoundError):  # gone meanwhile: counts nothing
                 notebooks += container_seconds(container_id)
         parts["notebooks"] = notebooks
         parts["machine"] = machine_seconds()
-        return cls(parts)
+        return cls(parts, processes)
 
     def minus(self, before: CpuSnapshot) -> dict[str, float]:
-        return {name: value - before.parts.get(name, 0.0) for name, value in self.parts.items()}
+        """CPU-seconds of each part between `before` and this one. A named part counts what its
+        processes alive now spent since then (the whole of those started since): one that ended
+        in between is not counted, so the figure is a floor, never below zero."""
+        spent = {name: value - before.parts.get(name, 0.0) for name, value in self.parts.items()}
+        for name, now in self.processes.items():
+            then = before.processes.get(name, {})
+            spent[name] = sum(seconds - then.get(pid, 0.0) for pid, seconds in now.items())
+        return spent
 
 
 def memtotal_bytes() -> int:
