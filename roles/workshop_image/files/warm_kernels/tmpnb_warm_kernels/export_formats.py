@@ -3,10 +3,11 @@
 Notebook 7 and JupyterLab ask for the export formats (the "Download as" menu) on every page load.
 jupyter_server computes the answer each time: it imports nbconvert and builds every exporter,
 about 0.4 CPU-second on the first call and 0.2 on each next one, on the 2-core build machine. A
-pooled server has one visitor, so every visitor paid it after the click, two thirds of what the
-server spends on a page load. The answer depends only on the packages installed, which are fixed
-in the image: it is computed once at build time (`python -m tmpnb_warm_kernels.export_formats`,
-in the Dockerfile after the last pip step) and served from memory, the same JSON.
+pooled server has one visitor, so every visitor paid it after the click: 0.39 of the 0.65
+CPU-second a first page load cost the server. The answer depends only on the packages
+installed, which are fixed in the image: it is computed once at build time (`python -m
+tmpnb_warm_kernels.export_formats`, in the Dockerfile after the last pip step) and served from
+memory, the same JSON.
 
 Without the file (an image built before it, or removed), the handler is not registered and
 jupyter_server answers as it always did. Only the listing is served this way: the exports
