@@ -40,8 +40,10 @@ import requests
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 HERE = Path(__file__).parent
-# The tests' wait_for (tests/support/nbtest.py), shared rather than copied.
-sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+# bench/cpu.py, and the tests' wait_for (tests/support/nbtest.py), shared rather than copied.
+# bench/ itself too: the reliability suite loads this file by its path to build the tiny image,
+# and then the folder of the file is not on the path as it is for a script.
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "support")]
 from cpu import CpuSnapshot  # noqa: E402
 from nbtest import wait_for  # noqa: E402
 
