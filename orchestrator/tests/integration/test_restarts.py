@@ -22,12 +22,15 @@ RESTARTS = 3
 ARRIVALS_PER_SECOND = 10
 
 
-def restart_under_arrivals(stack) -> collections.Counter:
+def restart_under_arrivals(stack) -> tuple[collections.Counter, list[int]]:
     """SIGTERM and start the orchestrator RESTARTS times while visitors open the landing page
-    through the proxy; return how their requests ended."""
+    through the proxy; return how their requests ended, and how many were sent during each
+    restart (from the SIGTERM to the new process having adopted the pool)."""
     outcomes: collections.Counter = collections.Counter()
     counting = threading.Lock()
     stop = threading.Event()
+    sent: list[float] = []
+    restarts: list[tuple[float, float]] = []
 
     def arrive() -> None:
         try:
@@ -39,6 +42,7 @@ def restart_under_arrivals(stack) -> collections.Counter:
 
     def stream(workers) -> None:
         while not stop.is_set():
+            sent.append(time.monotonic())
             workers.submit(arrive)
             time.sleep(1 / ARRIVALS_PER_SECOND)
 
@@ -48,13 +52,16 @@ def restart_under_arrivals(stack) -> collections.Counter:
         try:
             for _ in range(RESTARTS):
                 time.sleep(0.5)
+                began = time.monotonic()
                 assert stack.stop() == 0
                 stack.start(wait_ready=False)
                 wait_for(lambda: stack.stats()["available"] >= 1, 60, "the pool to be adopted")
+                restarts.append((began, time.monotonic()))
         finally:
             stop.set()
             arrivals.join()
-    return outcomes
+    during = [sum(began <= moment <= ended for moment in sent) for began, ended in restarts]
+    return outcomes, during
 
 
 @pytest.mark.integration
@@ -62,17 +69,19 @@ def test_restarts_with_inherited_ports_answer_every_visitor(make_stack):
     stack = make_stack(start=False)
     stack.hold_ports()
     stack.start()
-    outcomes = restart_under_arrivals(stack)
-    print(f"\nheld ports, {RESTARTS} restarts: {dict(outcomes)}")
+    outcomes, during = restart_under_arrivals(stack)
+    print(f"\nheld ports, {RESTARTS} restarts: {dict(outcomes)}, sent during each: {during}")
     assert set(outcomes) == {200}, outcomes
-    assert outcomes[200] >= RESTARTS * ARRIVALS_PER_SECOND  # the stream ran through the restarts
+    # Visitors arrived during every restart. (It counted 10 a second for the whole run before,
+    # which a fast restart cannot give: 29 of 30 in a CI pre-check, every one answered 200.)
+    assert len(during) == RESTARTS and min(during) >= 1, during
     assert 'sockets="from systemd"' in stack.log_text()
 
 
 @pytest.mark.integration
 def test_control_restarts_with_ports_bound_by_the_process_turn_visitors_away(make_stack):
     stack = make_stack()
-    outcomes = restart_under_arrivals(stack)
+    outcomes, _ = restart_under_arrivals(stack)
     print(f"\nbound ports, {RESTARTS} restarts: {dict(outcomes)}")
     assert outcomes[503] >= 1, "the proxy found the orchestrator's port closed during a restart"
     assert 'sockets="bound here"' in stack.log_text()
