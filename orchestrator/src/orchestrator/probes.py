@@ -34,7 +34,8 @@ class Seen:
 
 def warm_kernels_ready(answer: Any) -> bool:
     """From `/api/warm-kernels`: every warm kernel is ready, or failed for good (a visitor then gets
-    an ordinary start, so the notebook is usable: waiting would only keep the pool empty). An
+    an ordinary start, so the notebook is usable: waiting would only keep the pool empty), and the
+    server is no longer warming its first page (`"page": "warming"`). An
     answer without `ready` is not the extension's (a server that answers every path alike): there
     is no warm kernel to wait for."""
     if not isinstance(answer, dict):
@@ -43,6 +44,8 @@ def warm_kernels_ready(answer: Any) -> bool:
         return True
     if answer.get("ready") is True:
         return True
+    if answer.get("page") == "warming":
+        return False  # the server is still making its first page's requests to itself
     kernels = answer.get("kernels")
     if not isinstance(kernels, dict):
         return False

@@ -167,6 +167,17 @@ def test_readiness_counts_only_jupyter_s_own_answer():
         "warming": {"ready": False, "kernels": {"python3": {"state": "starting"}}},
         "warm": {"ready": True, "kernels": {"python3": {"state": "ready"}}},
         "failed": {"ready": False, "kernels": {"python3": {"state": "failed", "error": "x"}}},
+        # Its kernel failed for good, but the server still warms its first page: wait for that.
+        "failed-page-warming": {
+            "ready": False,
+            "kernels": {"python3": {"state": "failed", "error": "x"}},
+            "page": "warming",
+        },
+        "failed-page-warm": {
+            "ready": False,
+            "kernels": {"python3": {"state": "failed", "error": "x"}},
+            "page": "warm",
+        },
         # A stand-in that answers every path with its status (bench/tiny): no extension there.
         "alike": {"started": "2026-03-02T09:00:00Z", "last_activity": None},
     }
@@ -192,6 +203,8 @@ def test_readiness_counts_only_jupyter_s_own_answer():
             ("warming", False),  # up, but its kernel is not: not yet ready for a visitor
             ("warm", True),
             ("failed", True),  # a failed warm start gives ordinary starts: usable
+            ("failed-page-warming", False),
+            ("failed-page-warm", True),
             ("alike", True),
         )
         try:

@@ -179,12 +179,23 @@ def test_a_restart_uses_the_visitors_start():
 
 
 def test_readiness():
-    assert decisions.readiness({}) == {"ready": True, "kernels": {}}
+    assert decisions.readiness({}) == {"ready": True, "kernels": {}, "page": "warm"}
     ready = {"state": decisions.READY, "handed_out": 0}
     assert decisions.readiness({"python3": ready})["ready"] is True
     answer = decisions.readiness({"python3": ready, "other": {"state": decisions.STARTING}})
     assert answer["ready"] is False
     assert list(answer["kernels"]) == ["other", "python3"]
+
+
+def test_not_ready_while_the_first_page_warms():
+    ready = {"state": decisions.READY, "handed_out": 0}
+    assert decisions.readiness({"python3": ready}, "warming") == {
+        "ready": False,
+        "kernels": {"python3": ready},
+        "page": "warming",
+    }
+    assert decisions.readiness({}, "warming")["ready"] is False
+    assert decisions.readiness({"python3": ready}, "warm")["ready"] is True
 
 
 def test_retry_delay_doubles_up_to_a_cap():

@@ -133,12 +133,14 @@ def visitor_launch_args(
     return args
 
 
-def readiness(slots: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+def readiness(slots: Mapping[str, Mapping[str, object]], page: str = "warm") -> dict[str, object]:
     """The readiness endpoint's answer: ready once every configured kernelspec has its warm kernel
-    (no kernelspec configured: ready at once)."""
+    (no kernelspec configured: ready at once) and the first page is no longer `warming`
+    (first_page.py)."""
     return {
-        "ready": all(slot.get("state") == READY for slot in slots.values()),
+        "ready": page != "warming" and all(slot.get("state") == READY for slot in slots.values()),
         "kernels": {name: dict(slot) for name, slot in sorted(slots.items())},
+        "page": page,
     }
 
 

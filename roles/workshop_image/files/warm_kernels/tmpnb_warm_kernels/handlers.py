@@ -9,6 +9,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from . import first_page
+
 
 class WarmKernelsHandler(APIHandler):
     """{"ready": bool, "kernels": {name: {"state": ..., ...}}}; see the package's README."""
@@ -21,8 +23,9 @@ class WarmKernelsHandler(APIHandler):
     @authorized
     async def get(self):
         manager = self.kernel_manager
+        page = self.settings.get(first_page.SETTINGS_KEY, first_page.WARM)
         if hasattr(manager, "warm_readiness"):
-            model = manager.warm_readiness()
+            model = manager.warm_readiness(page)
         else:
             model = {"ready": False, "kernels": {}, "error": "WarmKernelManager is not in use"}
         self.set_header("Cache-Control", "no-store")

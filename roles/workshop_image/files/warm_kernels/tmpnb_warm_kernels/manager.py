@@ -121,9 +121,10 @@ class WarmKernelManager(AsyncMappingKernelManager):
                 self._slots[name] = _Slot(name)
                 self._fill_later(name, 0.0)
 
-    def warm_readiness(self) -> dict[str, object]:
-        """What GET /api/warm-kernels answers (decisions.readiness)."""
-        return decisions.readiness({name: slot.report() for name, slot in self._slots.items()})
+    def warm_readiness(self, page: str = "warm") -> dict[str, object]:
+        """What GET /api/warm-kernels answers (decisions.readiness), with the first page's state."""
+        slots = {name: slot.report() for name, slot in self._slots.items()}
+        return decisions.readiness(slots, page)
 
     def _fill_later(self, name: str, delay: float) -> None:
         slot = self._slots[name]

@@ -6,6 +6,7 @@ module made from its text, since the container holds no copy of the tests:
     BASE_URL get PATH            -> the JSON body
     BASE_URL open NOTEBOOK CODE  -> {"outputs", "execution_count", ...}
     BASE_URL kernel-pids         -> [pid of each ipykernel]
+    BASE_URL put PATH JSON       -> the status of PUT PATH with the JSON body, as the page sends it
 
 `open` does what Notebook 7 and JupyterLab do for a notebook (nbtest.NotebookServer.open_notebook:
 the _xsrf cookie, a session on a random path, then renamed), opens the kernel's websocket, sends
@@ -26,6 +27,12 @@ def main(base, command, *args):
         response = server.http.get(base + args[0], timeout=60)
         response.raise_for_status()
         return response.json()
+    if command == "put":
+        # The page's way: the _xsrf cookie from a page load, sent back as X-XSRFToken.
+        server.http.get(base + "tree", timeout=60).raise_for_status()
+        headers = {"X-XSRFToken": server.http.cookies.get("_xsrf", "")}
+        response = server.http.put(base + args[0], data=args[1], headers=headers, timeout=60)
+        return response.status_code
     if command == "kernel-pids":
         pids = []
         for entry in os.listdir("/proc"):

@@ -568,3 +568,99 @@ def test_without_the_file_the_server_computes_the_export_formats_itself(host):
         assert _client(host, name, "get", "api/nbconvert") == computed
         log = host.check_output("docker logs %s 2>&1", name)
         assert "the export formats are computed per request" in log
+
+
+# Runs in the container against its own server: for one static file of each kind, what is sent
+# with and without gzip accepted, compared with the file and its build-time copy on disk.
+GZIP_PROBE = """
+import glob, json, sys, urllib.request
+
+base = sys.argv[1]
+site = glob.glob("/opt/notebook/lib/python3*/site-packages")[0]
+files = {
+    "static/notebook/": sorted(glob.glob(site + "/notebook/static/main.*.js"))[0],
+    "lab/extensions/": sorted(glob.glob(
+        "/opt/notebook/share/jupyter/labextensions/@jupyter-notebook/lab-extension/static/*.js"
+    ))[0],
+}
+report = {"copies": len(glob.glob("/opt/notebook/**/*.js.gz", recursive=True))}
+for prefix, path in files.items():
+    url = base + prefix + path.split("/static/", 1)[1]
+    if prefix == "lab/extensions/":
+        url = base + prefix + path.split("/labextensions/", 1)[1]
+    answers = {}
+    for accept in ("gzip, deflate, br", "identity"):
+        request = urllib.request.Request(url, headers={"Accept-Encoding": accept})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answers[accept] = {
+                "encoding": answer.headers.get("Content-Encoding"),
+                "vary": answer.headers.get("Vary"),
+                "etag": answer.headers.get("Etag"),
+                "is_copy": answer.read() == open(path + ".gz", "rb").read(),
+            }
+    with urllib.request.urlopen(urllib.request.Request(url), timeout=30) as answer:
+        answers["plain_is_file"] = answer.read() == open(path, "rb").read()
+    report[prefix] = answers
+print(json.dumps(report))
+"""
+
+
+def test_static_files_are_sent_from_their_gzip_copies(host, notebook_server):
+    name, _ = notebook_server
+    report = json.loads(
+        host.check_output("docker exec %s python3 -c %s %s", name, GZIP_PROBE, IN_CONTAINER_URL)
+    )
+    assert report["copies"] > 50, report
+    for prefix in ("static/notebook/", "lab/extensions/"):
+        gzip_answer, plain = report[prefix]["gzip, deflate, br"], report[prefix]["identity"]
+        assert gzip_answer == {
+            "encoding": "gzip",
+            "vary": "Accept-Encoding",
+            "etag": plain["etag"],
+            "is_copy": True,
+        }, (prefix, report)
+        assert plain["encoding"] is None and plain["vary"] == "Accept-Encoding", (prefix, report)
+        assert report[prefix]["plain_is_file"], (prefix, report)
+    log = host.check_output("docker logs %s 2>&1", name)
+    assert re.search(r"tmpnb_warm_kernels: [1-9]\d* static handlers send the image's gzip", log)
+
+
+def test_the_first_page_is_warmed_before_the_server_says_ready(host, notebook_server):
+    name, _ = notebook_server
+    readiness = _wait_warm(host, name)
+    assert readiness["page"] == "warm"
+    log = host.check_output("docker logs %s 2>&1", name)
+    warmed = re.search(r"tmpnb_warm_kernels: the first page warmed in \d+ ms: (.*)", log)
+    assert warmed, log
+    # The material's first notebook in sorted order, whichever it is.
+    first = _run_in_image(host, "sh", "-c", "ls ~/workshop/*.ipynb | sort | head -1")
+    notebook = "workshop/" + first.rsplit("/", 1)[1]
+    assert warmed.group(1).split(", ") == [
+        "404.html",
+        "lab/api/settings",
+        "lab/api/translations",
+        "lab/api/translations/default",
+        f"api/contents/{notebook}",
+        f"notebooks/{notebook}",
+    ], log
+    # Asked with no_track_activity: none of it is the visitor's activity, which the culler reads.
+    status = _client(host, name, "get", "api/status")
+    assert status["last_activity"] == status["started"]
+
+
+def _tracker_raw(host, name):
+    listing = _client(host, name, "get", "lab/api/settings")["settings"]
+    return next(p["raw"] for p in listing if p["id"] == "@jupyterlab/notebook-extension:tracker")
+
+
+def test_the_settings_listing_is_kept_until_a_setting_is_saved(host, notebook_server):
+    name, _ = notebook_server
+    _wait_warm(host, name)  # the first page's warm-up asked for the listing: it is kept
+    before = _tracker_raw(host, name)
+    assert "lineNumbers" not in before
+    raw = json.dumps({"codeCellConfig": {"lineNumbers": True}})
+    path = "lab/api/settings/@jupyterlab/notebook-extension:tracker"
+    assert _client(host, name, "put", path, json.dumps({"raw": raw})) == 204
+    assert _tracker_raw(host, name) == raw
+    log = host.check_output("docker logs %s 2>&1", name)
+    assert re.search(r"tmpnb_warm_kernels: [1-9]\d* settings handlers keep their listing", log)
