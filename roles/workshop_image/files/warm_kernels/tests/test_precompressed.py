@@ -194,3 +194,31 @@ def test_a_handler_that_makes_its_own_content_is_left_alone(tmp_path):
     assert precompressed.install(app) == 0
     answer = fetch(app, "/themes/theme.css", **GZIP)
     assert answer.body == b"rewritten"
+
+
+class KernelResourceHandler(StaticFileHandler):
+    """Like jupyter_server's KernelSpecResourceHandler: its own route arguments."""
+
+    def initialize(self, path):
+        self.roots = path
+
+    def get(self, kernel_name, path, include_body=True):
+        self.root = f"{self.roots}/{kernel_name}"
+        return super().get(path, include_body=include_body)
+
+    def head(self, kernel_name, path):
+        return self.get(kernel_name, path, include_body=False)
+
+
+def test_a_handler_with_its_own_route_arguments_sends_the_copy_too(tmp_path):
+    (tmp_path / "python3").mkdir()
+    static_app(tmp_path / "python3")  # main.js and its copy, in the kernel's folder
+    app = Application(
+        [(r"/kernelspecs/([^/]+)/(.*)", KernelResourceHandler, {"path": str(tmp_path)})]
+    )
+    assert precompressed.install(app) == 1
+    answer = fetch(app, "/kernelspecs/python3/main.js", **GZIP)
+    assert answer.code == 200
+    assert gzip.decompress(answer.body) == b"sent from the copy"
+    head = fetch(app, "/kernelspecs/python3/main.js", method="HEAD", **GZIP)
+    assert head.code == 200 and head.headers["Content-Encoding"] == "gzip"

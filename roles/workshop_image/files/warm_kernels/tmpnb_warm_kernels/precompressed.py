@@ -119,8 +119,9 @@ def handler_class(static_handler):
                 return self._copy_size
             return super().get_content_size()
 
-        async def get(self, path, include_body=True):
-            if include_body:
+        async def get(self, *args, **kwargs):
+            # Any signature: jupyter_server's kernelspec resources take (kernel_name, path).
+            if kwargs.get("include_body", True):
                 # get_content is a classmethod that the server also calls for the file itself
                 # (its hash, for the ETag): only this answer's body comes from the copy.
                 original = type(self).get_content
@@ -131,7 +132,7 @@ def handler_class(static_handler):
                     return original(absolute_path + SUFFIX, start, end)
 
                 self.get_content = from_copy
-            await super().get(path, include_body)
+            await super().get(*args, **kwargs)
 
     PrecompressedHandler.__name__ = f"Precompressed{static_handler.__name__}"
     PrecompressedHandler.__qualname__ = PrecompressedHandler.__name__

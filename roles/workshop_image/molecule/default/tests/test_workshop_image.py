@@ -601,6 +601,13 @@ for prefix, path in files.items():
     with urllib.request.urlopen(urllib.request.Request(url), timeout=30) as answer:
         answers["plain_is_file"] = answer.read() == open(path, "rb").read()
     report[prefix] = answers
+# A static handler with route arguments of its own (the kernelspec's name), and one whose answer
+# is not its file (the theme's CSS, rewritten): both as a browser asks.
+for path in ("kernelspecs/python3/logo-64x64.png",
+             "lab/api/themes/@jupyterlab/theme-light-extension/index.css"):
+    request = urllib.request.Request(base + path, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        report[path] = answer.status
 print(json.dumps(report))
 """
 
@@ -621,6 +628,8 @@ def test_static_files_are_sent_from_their_gzip_copies(host, notebook_server):
         }, (prefix, report)
         assert plain["encoding"] is None and plain["vary"] == "Accept-Encoding", (prefix, report)
         assert report[prefix]["plain_is_file"], (prefix, report)
+    assert report["kernelspecs/python3/logo-64x64.png"] == 200, report
+    assert report["lab/api/themes/@jupyterlab/theme-light-extension/index.css"] == 200, report
     log = host.check_output("docker logs %s 2>&1", name)
     assert re.search(r"tmpnb_warm_kernels: [1-9]\d* static handlers send the image's gzip", log)
 
