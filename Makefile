@@ -77,6 +77,10 @@ bench: host-deps venv images ## Run the benchmarks and print their tables.
 bench-room: host-deps venv images ## A room of 1, 10, 50 (and 1, 10 in headless Chromium) clicks one link: click -> `5*4`, warm kernels on/off (~15 min).
 	python bench/room.py
 
+.PHONY: bench-page
+bench-page: host-deps venv images ## What a browser's first page load costs its notebook server, by request (~3 min).
+	python bench/page_load.py
+
 .PHONY: bench-peer
 bench-peer: host-deps venv images ## Side by side with JupyterHub + DockerSpawner (its own venv; ~30 min).
 	python bench/peer/run.py

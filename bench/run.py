@@ -157,6 +157,24 @@ class Orchestrator:
         )
         return time.monotonic() - self.started
 
+    def fill_times(self, count: int, timeout: float) -> dict[str, float]:
+        """Seconds from the orchestrator's start until the first, half and all of `count`
+        notebooks were ready (a pool that boots all at once has none ready until the end)."""
+        marks = {"first": 1, "half": (count + 1) // 2, "all": count}
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < len(marks):
+            available = self.stats()["available"]
+            now = time.monotonic() - self.started
+            seen.update(
+                {name: now for name, n in marks.items() if available >= n and name not in seen}
+            )
+            if len(seen) < len(marks):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{count} ready: only {available} within {timeout:g} s")
+                time.sleep(0.1)
+        return seen
+
     def handout_totals(self) -> tuple[float, float]:
         """(sum of seconds, count) of the orchestrator's own hand-out histogram."""
         text = requests.get(

@@ -58,6 +58,7 @@ class Config(Options):
     logo_type: str | None = field(init=False, repr=False)  # the logo's Content-Type
     effective_pool_name: str = field(init=False, repr=False)  # the label tmpnb.pool=<this>
     negotiate_docker_version: bool = field(init=False, repr=False)
+    boots_at_once: int = field(init=False, repr=False)  # max_boots, 0 made the machine's own
 
     def __post_init__(self) -> None:
         derived: dict[str, Any] = {
@@ -73,6 +74,7 @@ class Config(Options):
             "logo_type": LOGO_TYPES[os.path.splitext(self.logo)[1].lower()] if self.logo else None,
             "effective_pool_name": self.pool_name or "tmpnb",
             "negotiate_docker_version": _negotiates(self.docker_version),
+            "boots_at_once": self.max_boots or 2 * (os.cpu_count() or 1),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

@@ -239,14 +239,20 @@ def select_surplus(slots: Iterable[Slot], pool_size: int) -> list[str]:
     return [slot.path_id for slot in ready[: max(extra, 0)]]
 
 
-def spawn_count(slots: Iterable[Slot], pool_size: int) -> int:
-    """How many containers to start so that the pool holds pool_size (tmpnb's capacity).
+def spawn_count(slots: Iterable[Slot], pool_size: int, max_boots: int) -> int:
+    """How many containers to start now so that the pool comes to hold pool_size (tmpnb's
+    capacity), with at most max_boots of them booting at once.
 
     A slot being removed still holds its container (and its memory) until Docker confirms it is
     gone, so it counts: a removal that keeps failing cannot make the pool grow past pool_size.
+    Boots are CPU-bound: 50 started at once on 2 cores each took 50 times as long, past
+    ready_timeout, so that they were replaced and the pool never filled (docs/performance.md);
+    a few at a time, each is ready in seconds and the next starts when one is done.
     """
+    slots = list(slots)
     alive = sum(1 for slot in slots if slot.state in HOLDS_A_CONTAINER)
-    return max(0, pool_size - alive)
+    booting = sum(1 for slot in slots if slot.state is SlotState.STARTING)
+    return max(0, min(pool_size - alive, max_boots - booting))
 
 
 def weights_due_in(

@@ -447,6 +447,11 @@ class Options:
         "Seconds a new container has to answer through the proxy before it is replaced",
         _at_least(1),
     )
+    max_boots: int = option(
+        0,
+        "Most containers booting at once; 0: twice the machine's CPUs",
+        _at_least(0),
+    )
     reconcile_period: float = option(
         2, "Interval (s) for restoring routes and removing dead containers", _at_least(0.2)
     )

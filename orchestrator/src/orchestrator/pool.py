@@ -361,7 +361,8 @@ class Pool:
             self._wake_refill.clear()
             if self._failures:  # spawns keep failing: do not hammer Docker
                 await self._sleep(min(0.5 * 2 ** min(self._failures, 6), 30))
-            for _ in range(spawn_count(self.slots.values(), self._capacity)):
+            wanted = spawn_count(self.slots.values(), self._capacity, self.config.boots_at_once)
+            for _ in range(wanted):  # each boot's end wakes this loop for the next ones
                 self._new_slot()
 
     def _new_slot(self) -> None:

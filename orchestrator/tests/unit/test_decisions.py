@@ -233,8 +233,19 @@ def test_surplus_is_taken_from_warm_notebooks_never_from_those_in_use():
 def test_the_pool_is_filled_to_capacity_counting_handed_out_containers():
     slots = [slot("a", SlotState.IN_USE), slot("b", SlotState.READY), slot("c", SlotState.REMOVING)]
     # A slot being removed holds its container until Docker confirms: it still counts.
-    assert spawn_count(slots, 4) == 1
-    assert spawn_count(slots, 1) == 0
+    assert spawn_count(slots, 4, max_boots=8) == 1
+    assert spawn_count(slots, 1, max_boots=8) == 0
+
+
+def test_no_more_boots_at_once_than_max_boots():
+    booting = [slot(f"s{i}", SlotState.STARTING) for i in range(3)]
+    assert spawn_count([], 50, max_boots=4) == 4
+    assert spawn_count(booting, 50, max_boots=4) == 1
+    assert spawn_count(booting, 50, max_boots=3) == 0
+    # More booting than allowed (adopted after a restart, or max_boots lowered): none more.
+    assert spawn_count(booting, 50, max_boots=2) == 0
+    # The capacity still bounds it.
+    assert spawn_count(booting, 4, max_boots=10) == 1
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,10 @@ ACTIONS = st.sampled_from(
 async def run_schedule(actions: list[str], seed: int, rate: float, state_dir: str) -> None:
     faults = Faults(rate=rate)
     faults.rng.seed(seed)
-    config = make_config(pool_size=4, cull_timeout=600, cull_period=60, state_dir=state_dir)
+    # Fewer boots at once than the capacity: a refill that is not woken when a boot ends shows.
+    config = make_config(
+        pool_size=4, cull_timeout=600, cull_period=60, state_dir=state_dir, max_boots=2
+    )
     world = World(faults, config=config)
     pool = world.pool()
     await pool.start(periodic=False)
@@ -200,6 +203,25 @@ async def started_world(faults: Faults | None = None, **options) -> tuple[World,
     await settle(pool, world)
     check_settled(pool, world)
     return world, pool
+
+
+def test_a_fill_boots_at_most_max_boots_at_once_and_completes():
+    async def scenario():
+        world = World(Faults(), config=make_config(pool_size=7, max_boots=2))
+        pool = world.pool()
+        await pool.start(periodic=False)
+        most = 0
+        for _ in range(400):
+            most = max(most, pool.slots.count(SlotState.STARTING))
+            if pool.slots.count(SlotState.READY) == 7:
+                break
+            await asyncio.sleep(0)
+        assert most == 2
+        await settle(pool, world)
+        check_settled(pool, world)
+        await pool.stop()
+
+    run(scenario())
 
 
 def test_a_culled_notebook_whose_removal_fails_is_never_handed_out_again():
