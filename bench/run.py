@@ -164,7 +164,10 @@ class Orchestrator:
         seen: dict[str, float] = {}
         deadline = time.monotonic() + timeout
         while len(seen) < len(marks):
-            available = self.stats()["available"]
+            try:
+                available = self.stats()["available"]
+            except requests.RequestException:  # not listening yet
+                available = 0
             now = time.monotonic() - self.started
             seen.update(
                 {name: now for name, n in marks.items() if available >= n and name not in seen}
