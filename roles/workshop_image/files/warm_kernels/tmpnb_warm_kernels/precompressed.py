@@ -68,7 +68,7 @@ def write_copies(roots):
                 if size < MIN_LENGTH:
                     continue
                 copy = path.with_name(name + SUFFIX)
-                if not fresh_copy(str(path), str(copy)):
+                if fresh_copy(str(path), str(copy)) is None:
                     # mtime=0: the same file gives the same copy, build after build.
                     copy.write_bytes(gzip.compress(path.read_bytes(), 9, mtime=0))
                 count, before, after = count + 1, before + size, after + copy.stat().st_size
