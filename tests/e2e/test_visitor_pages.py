@@ -191,6 +191,9 @@ def test_a_returning_visitor_continues_with_their_saved_file(
     assert browser.find_element(By.LINK_TEXT, "Download my work").is_displayed()
     screenshot("gone-with-saved-work")
     button.click()
+    # The gone page is at the old address, which holds "/user/" too: wait for the address to
+    # change, then say where it went.
+    wait_until(browser, lambda b: not b.current_url.startswith(old_url), "leaving the gone page")
     wait_until(browser, seen.url_contains("/user/"), "a new notebook")
     assert f"/user/{path_id}/" not in browser.current_url
     listed = seen.text_to_be_present_in_element(

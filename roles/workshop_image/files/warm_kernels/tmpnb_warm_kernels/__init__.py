@@ -59,11 +59,13 @@ async def _start_jupyter_server_extension(serverapp):
     # Every extension has added its handlers by now, Notebook 7's and JupyterLab's static ones too.
     from . import first_page, precompressed, settings_cache
 
-    swapped = precompressed.install(serverapp.web_app)
+    # The handler swaps are speed-ups: one that fails leaves the server's own handlers, and must
+    # not stop the warm-up below, without which the server is never called ready.
+    swapped = _speed_up(serverapp, precompressed)
     serverapp.log.info(
         "tmpnb_warm_kernels: %d static handlers send the image's gzip copies", swapped
     )
-    swapped = settings_cache.install(serverapp.web_app)
+    swapped = _speed_up(serverapp, settings_cache)
     serverapp.log.info("tmpnb_warm_kernels: %d settings handlers keep their listing", swapped)
     start = getattr(serverapp.kernel_manager, "start_warm_pool", None)
     if start is not None:
@@ -71,3 +73,14 @@ async def _start_jupyter_server_extension(serverapp):
     task = asyncio.ensure_future(first_page.warm(serverapp))
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+def _speed_up(serverapp, module):
+    """How many handlers `module.install` swapped in the web app; 0, logged, if it failed."""
+    try:
+        return module.install(serverapp.web_app)
+    except Exception:
+        serverapp.log.exception(
+            "tmpnb_warm_kernels: %s failed; the server's own handlers stay", module.__name__
+        )
+        return 0
