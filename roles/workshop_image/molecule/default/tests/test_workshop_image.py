@@ -186,7 +186,7 @@ def test_server_stops_promptly(host, notebook_server):
     name, _ = notebook_server
     grace = 60
     started = time.monotonic()
-    host.check_output("docker stop --time %s %s", grace, name)
+    host.check_output("docker stop -t %s %s", str(grace), name)
     took = time.monotonic() - started
     state = json.loads(host.check_output("docker inspect --format '{{json .State}}' %s", name))
     assert not state["OOMKilled"] and state["ExitCode"] != 137, state  # 137: the SIGKILL
